@@ -1,0 +1,1 @@
+"""Principals, credentials, roles (the HTTP-facing parts arrive with the API)."""

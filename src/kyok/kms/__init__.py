@@ -1,0 +1,1 @@
+"""The key-management domain: instances, keys, versions, states, aliases, key rings."""

@@ -1,0 +1,58 @@
+"""What the domain needs from outside: the crypto unit of an instance, and time.
+
+``kyok.unit.unit.CryptoUnit`` satisfies :class:`KeyUnit`; ``kyok.unit.directory.UnitDirectory``
+satisfies :class:`UnitDirectory`. Tests may use fakes built from ``kyok.unit.blob`` and
+``kyok.unit.handles``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from kyok.clock import Clock
+from kyok.unit.blob import BlobRef, SealedBlob
+from kyok.unit.handles import ExportAccess, KeyHandle
+
+__all__ = ["Clock", "KeyUnit", "UnitDirectory"]
+
+
+class KeyUnit(Protocol):
+    """The operations of an instance's crypto unit that key rules use."""
+
+    @property
+    def unit_id(self) -> str: ...
+
+    def require_unsealed(self) -> None:
+        """Raise ``UnitSealed`` unless the current master key is loaded."""
+        ...
+
+    def generate_blob(self, ref: BlobRef, length: int = 32) -> SealedBlob:
+        """Generate ``length`` random bytes of key material inside the unit and seal them."""
+        ...
+
+    def seal_material(self, ref: BlobRef, material: bytes) -> SealedBlob:
+        """Seal caller-supplied (imported) key material."""
+        ...
+
+    def handle(self, blob: SealedBlob) -> KeyHandle:
+        """A (cached) handle to wrap/unwrap DEKs under a root key version blob."""
+        ...
+
+    def export_material(self, blob: SealedBlob, access: ExportAccess) -> bytes:
+        """The material of a standard-key blob; needs ``STANDARD_KEY_EXPORT``."""
+        ...
+
+    def forget(self, owner_id: str) -> None:
+        """Drop cached handles of a key (call on every state change of the key)."""
+        ...
+
+
+class UnitDirectory(Protocol):
+    """Finds (and creates) the crypto unit of an instance."""
+
+    def for_instance(self, instance_id: str) -> KeyUnit: ...
+
+    def create_for_instance(self, instance_id: str, seal: str) -> KeyUnit:
+        """Create the unit of a new instance. With the ``dev`` seal it is ready at once (random
+        master key in the dev seal file); with ``shares`` it waits in imprint mode for a ceremony."""
+        ...
