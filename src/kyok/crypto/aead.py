@@ -57,7 +57,9 @@ class DerivedKeyAead:
         mac.update(nonce + b"\x01")
         return mac.finalize()
 
-    def encrypt(self, plaintext: bytes, associated_data: bytes = b"", nonce: bytes | None = None) -> bytes:
+    def encrypt(
+        self, plaintext: bytes, associated_data: bytes = b"", nonce: bytes | None = None
+    ) -> bytes:
         """Encrypt and authenticate ``plaintext``; bind ``associated_data``.
 
         Args:
@@ -84,7 +86,9 @@ class DerivedKeyAead:
             raise InvalidCiphertext()
         nonce = bytes(data[:NONCE_SIZE])
         try:
-            return AESGCM(self._derive(nonce)).decrypt(_GCM_NONCE, data[NONCE_SIZE:], associated_data)
+            return AESGCM(self._derive(nonce)).decrypt(
+                _GCM_NONCE, data[NONCE_SIZE:], associated_data
+            )
         except InvalidTag:
             raise InvalidCiphertext() from None
 
@@ -95,7 +99,9 @@ class DerivedKeyAead:
         raise TypeError("key objects cannot be pickled")
 
 
-def aes_gcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
+def aes_gcm_encrypt(
+    key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes = b""
+) -> bytes:
     """Plain AES-GCM (SP 800-38D) with a caller-chosen nonce; for wire formats that require it."""
     return AESGCM(key).encrypt(nonce, plaintext, associated_data or None)
 

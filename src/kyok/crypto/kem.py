@@ -76,7 +76,9 @@ class HybridPublicKey:
 
     def to_bytes(self) -> bytes:
         """``0x01 || pk_X || pk_M``."""
-        return bytes([PUBLIC_KEY_VERSION]) + _raw_x25519(self._x25519) + self._mlkem.public_bytes_raw()
+        return (
+            bytes([PUBLIC_KEY_VERSION]) + _raw_x25519(self._x25519) + self._mlkem.public_bytes_raw()
+        )
 
     @property
     def fingerprint(self) -> str:
@@ -99,7 +101,9 @@ class HybridPrivateKey:
 
     __slots__ = ("_mlkem", "_x25519")
 
-    def __init__(self, x25519_private: x25519.X25519PrivateKey, mlkem_private: mlkem.MLKEM768PrivateKey) -> None:
+    def __init__(
+        self, x25519_private: x25519.X25519PrivateKey, mlkem_private: mlkem.MLKEM768PrivateKey
+    ) -> None:
         self._x25519 = x25519_private
         self._mlkem = mlkem_private
 
@@ -120,7 +124,9 @@ class HybridPrivateKey:
 
     def public_key(self) -> HybridPublicKey:
         """The matching public key."""
-        return HybridPublicKey(_raw_x25519(self._x25519.public_key()), self._mlkem.public_key().public_bytes_raw())
+        return HybridPublicKey(
+            _raw_x25519(self._x25519.public_key()), self._mlkem.public_key().public_bytes_raw()
+        )
 
     def decapsulate(self, encapsulation: bytes) -> bytes:
         """Recover the shared secret.
@@ -152,7 +158,9 @@ def _seal_key(shared_secret: bytes, info: bytes) -> DerivedKeyAead:
     return DerivedKeyAead(hkdf_sha256(shared_secret, info=SEAL_INFO + b"/" + info, length=32))
 
 
-def hybrid_seal(public_key: HybridPublicKey, plaintext: bytes, *, aad: bytes = b"", info: bytes = b"") -> bytes:
+def hybrid_seal(
+    public_key: HybridPublicKey, plaintext: bytes, *, aad: bytes = b"", info: bytes = b""
+) -> bytes:
     """Encrypt ``plaintext`` to ``public_key``.
 
     Returns:
@@ -163,7 +171,9 @@ def hybrid_seal(public_key: HybridPublicKey, plaintext: bytes, *, aad: bytes = b
     return header + _seal_key(shared, info).encrypt(plaintext, header + aad)
 
 
-def hybrid_open(private_key: HybridPrivateKey, data: bytes, *, aad: bytes = b"", info: bytes = b"") -> bytes:
+def hybrid_open(
+    private_key: HybridPrivateKey, data: bytes, *, aad: bytes = b"", info: bytes = b""
+) -> bytes:
     """Decrypt what :func:`hybrid_seal` made.
 
     Raises:

@@ -18,14 +18,18 @@ def new_salt() -> bytes:
     return os.urandom(SALT_SIZE)
 
 
-def pbe_encrypt(passphrase: bytes, salt: bytes, params: ScryptParams, plaintext: bytes, aad: bytes) -> bytes:
+def pbe_encrypt(
+    passphrase: bytes, salt: bytes, params: ScryptParams, plaintext: bytes, aad: bytes
+) -> bytes:
     """Encrypt ``plaintext`` under a key derived from ``passphrase``; bind ``aad``."""
     if not passphrase:
         raise ValueError("a passphrase is required")
     return DerivedKeyAead(scrypt(passphrase, salt, params)).encrypt(plaintext, aad)
 
 
-def pbe_decrypt(passphrase: bytes, salt: bytes, params: ScryptParams, ciphertext: bytes, aad: bytes) -> bytes:
+def pbe_decrypt(
+    passphrase: bytes, salt: bytes, params: ScryptParams, ciphertext: bytes, aad: bytes
+) -> bytes:
     """Inverse of :func:`pbe_encrypt`.
 
     Raises:

@@ -25,12 +25,16 @@ def _oaep(algorithm: hashes.HashAlgorithm) -> padding.OAEP:
     return padding.OAEP(mgf=padding.MGF1(algorithm=algorithm), algorithm=algorithm, label=None)
 
 
-def oaep_encrypt(public_key: rsa.RSAPublicKey, plaintext: bytes, *, _hash: hashes.HashAlgorithm | None = None) -> bytes:
+def oaep_encrypt(
+    public_key: rsa.RSAPublicKey, plaintext: bytes, *, _hash: hashes.HashAlgorithm | None = None
+) -> bytes:
     """RSA-OAEP-SHA256 encryption of ``plaintext`` (at most ``k - 66`` bytes)."""
     return public_key.encrypt(plaintext, _oaep(_hash or hashes.SHA256()))
 
 
-def oaep_decrypt(private_key: rsa.RSAPrivateKey, ciphertext: bytes, *, _hash: hashes.HashAlgorithm | None = None) -> bytes:
+def oaep_decrypt(
+    private_key: rsa.RSAPrivateKey, ciphertext: bytes, *, _hash: hashes.HashAlgorithm | None = None
+) -> bytes:
     """RSA-OAEP-SHA256 decryption.
 
     Raises:
@@ -46,7 +50,9 @@ def oaep_decrypt(private_key: rsa.RSAPrivateKey, ciphertext: bytes, *, _hash: ha
 
 def public_key_pem(public_key: rsa.RSAPublicKey) -> bytes:
     """PEM ``PUBLIC KEY`` (SubjectPublicKeyInfo) encoding."""
-    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def private_key_der(private_key: rsa.RSAPrivateKey) -> bytes:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-
 def _mul(a: int, b: int) -> int:
     """Multiply in GF(2^8) with a fixed sequence of operations."""
     r = 0

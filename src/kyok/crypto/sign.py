@@ -64,7 +64,9 @@ class VerifyingKey:
             key = serialization.load_der_public_key(der)
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise ValueError("not a public key in SubjectPublicKeyInfo DER") from exc
-        if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey):
+        if not isinstance(
+            key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey
+        ):
             raise ValueError("unsupported public key type")
         return cls(_algorithm_of(key), der)
 
@@ -75,7 +77,9 @@ class VerifyingKey:
             key = serialization.load_pem_public_key(pem)
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise ValueError("not a PEM public key") from exc
-        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return cls.from_der(der)
 
     @property
@@ -87,11 +91,15 @@ class VerifyingKey:
 
     def to_pem(self) -> bytes:
         """PEM ``PUBLIC KEY`` encoding."""
-        return self._key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self._key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def _key(self) -> _PublicKey:
         key = serialization.load_der_public_key(self.der)
-        assert isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey)
+        assert isinstance(
+            key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey
+        )
         return key
 
     def verify(self, signature: bytes, message: bytes) -> None:
@@ -120,7 +128,9 @@ class SigningKey:
         self.algorithm = _algorithm_of(key)
 
     @classmethod
-    def generate(cls, algorithm: SignatureAlgorithm | str = SignatureAlgorithm.ED25519) -> SigningKey:
+    def generate(
+        cls, algorithm: SignatureAlgorithm | str = SignatureAlgorithm.ED25519
+    ) -> SigningKey:
         """A fresh key of ``algorithm``."""
         alg = SignatureAlgorithm(algorithm)
         if alg is SignatureAlgorithm.ED25519:
@@ -139,8 +149,12 @@ class SigningKey:
         try:
             key = serialization.load_pem_private_key(pem, password=passphrase)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            raise ValueError("cannot open the private key: wrong passphrase or damaged file") from exc
-        if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | mldsa.MLDSA65PrivateKey):
+            raise ValueError(
+                "cannot open the private key: wrong passphrase or damaged file"
+            ) from exc
+        if not isinstance(
+            key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | mldsa.MLDSA65PrivateKey
+        ):
             raise ValueError("unsupported private key type")
         return cls(key)
 

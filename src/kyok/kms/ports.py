@@ -1,4 +1,5 @@
-"""What the domain needs from outside: the crypto unit of an instance, and time.
+"""What the domain needs from outside: the crypto unit of an instance, time, and the hooks
+later issues plug in (audit ledger, deletion guards).
 
 ``kyok.unit.unit.CryptoUnit`` satisfies :class:`KeyUnit`; ``kyok.unit.directory.UnitDirectory``
 satisfies :class:`UnitDirectory`. Tests may use fakes built from ``kyok.unit.blob`` and
@@ -7,13 +8,18 @@ satisfies :class:`UnitDirectory`. Tests may use fakes built from ``kyok.unit.blo
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
+from kyok.auth.principals import Principal
 from kyok.clock import Clock
+from kyok.kms.events import KmsEvent
+from kyok.store.ports import UnitOfWork
+from kyok.store.records import KeyRecord
 from kyok.unit.blob import BlobRef, SealedBlob
 from kyok.unit.handles import ExportAccess, KeyHandle
 
-__all__ = ["Clock", "KeyUnit", "UnitDirectory"]
+__all__ = ["AuditSink", "Clock", "DeletionGuard", "KeyUnit", "UnitDirectory"]
 
 
 class KeyUnit(Protocol):
@@ -55,4 +61,37 @@ class UnitDirectory(Protocol):
     def create_for_instance(self, instance_id: str, seal: str) -> KeyUnit:
         """Create the unit of a new instance. With the ``dev`` seal it is ready at once (random
         master key in the dev seal file); with ``shares`` it waits in imprint mode for a ceremony."""
+        ...
+
+
+class AuditSink(Protocol):
+    """Where the service writes one event per change, in the transaction of the change."""
+
+    def record(self, uow: UnitOfWork, event: KmsEvent) -> None:
+        """Write ``event`` through ``uow`` (before the service commits it).
+
+        Raising aborts the change: an event that cannot be written means no change.
+        """
+        ...
+
+
+class DeletionGuard(Protocol):
+    """A rule that may refuse deleting a key (registrations, dual authorisation: later issues).
+
+    The service calls every configured guard inside the delete's unit of work, after the
+    lifecycle check and before the key is written.
+    """
+
+    def check_delete(
+        self, uow: UnitOfWork, key: KeyRecord, actor: Principal, *, force: bool, now: datetime
+    ) -> None:
+        """Raise a ``KyokError`` to refuse deleting ``key``.
+
+        Args:
+            uow: the delete's unit of work (read what the rule needs through it).
+            key: the key as loaded.
+            actor: who deletes.
+            force: the caller asked to delete despite registrations.
+            now: the service clock.
+        """
         ...

@@ -26,7 +26,7 @@ KEK_INFO = b"kyok/v1/key-blob"
 # What a blob holds. The purpose is bound into the AAD.
 PURPOSE_ROOT_KEY = "root-key"
 PURPOSE_STANDARD_KEY = "standard-key"
-PURPOSE_IMPORT_TOKEN = "import-token"
+PURPOSE_IMPORT_TOKEN = "import-token"  # noqa: S105 (a purpose name, not a secret)
 PURPOSE_AUDIT_SIGNING = "audit-signing"
 
 

@@ -10,7 +10,9 @@ class UnitSealed(Unavailable):
 
     code = "UNIT_SEALED_ERR"
 
-    def __init__(self, message: str = "the crypto unit is sealed: load the master-key parts to unseal it"):
+    def __init__(
+        self, message: str = "the crypto unit is sealed: load the master-key parts to unseal it"
+    ):
         super().__init__(message)
 
 

@@ -36,7 +36,9 @@ class UnwrapFailed(Unprocessable):
     code = "UNPROCESSABLE_CIPHERTEXT_ERR"
 
     def __init__(self) -> None:
-        super().__init__("the ciphertext could not be unwrapped: it is damaged, from another key, or the aad differs")
+        super().__init__(
+            "the ciphertext could not be unwrapped: it is damaged, from another key, or the aad differs"
+        )
 
 
 class Liveness:

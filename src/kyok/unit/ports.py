@@ -54,7 +54,9 @@ class BlobRewrite(Protocol):
 class UnitStateStore(Protocol):
     """Persistence of crypto units. Each call is its own transaction."""
 
-    def create_unit(self, unit_id: str, instance_id: str, entries: Sequence[StoredTranscriptEntry]) -> None:
+    def create_unit(
+        self, unit_id: str, instance_id: str, entries: Sequence[StoredTranscriptEntry]
+    ) -> None:
         """Insert a unit with its first transcript entries. ``AlreadyExists`` if the id is taken."""
         ...
 

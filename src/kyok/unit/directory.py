@@ -1,0 +1,93 @@
+"""Finding, creating and caching the crypto units of a node."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from kyok.clock import Clock
+from kyok.errors import InvalidInput
+from kyok.unit.errors import UnitNotFound
+from kyok.unit.ports import UnitStateStore
+from kyok.unit.seal import SealProvider
+from kyok.unit.unit import CryptoUnit
+
+
+class UnitDirectory:
+    """The units of one node: opened once, kept in memory (they hold the master keys)."""
+
+    def __init__(
+        self,
+        store: UnitStateStore,
+        seals: Mapping[str, SealProvider],
+        clock: Clock,
+        *,
+        cache_size: int = 100_000,
+    ) -> None:
+        self._store = store
+        self._seals = dict(seals)
+        self._clock = clock
+        self._cache_size = cache_size
+        self._units: dict[str, CryptoUnit] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def seal_kinds(self) -> frozenset[str]:
+        """The seal providers this node offers."""
+        return frozenset(self._seals)
+
+    def get(self, unit_id: str) -> CryptoUnit:
+        """The unit ``unit_id`` (opened and, if its seal allows, unsealed on first use)."""
+        unit = self._units.get(unit_id)
+        if unit is not None:
+            return unit
+        with self._lock:
+            unit = self._units.get(unit_id)
+            if unit is None:
+                unit = CryptoUnit.open(
+                    self._store, unit_id, self._seals, self._clock, cache_size=self._cache_size
+                )
+                self._units[unit_id] = unit
+            return unit
+
+    def for_instance(self, instance_id: str) -> CryptoUnit:
+        """The unit of ``instance_id``.
+
+        Raises:
+            UnitNotFound: the instance has no unit.
+        """
+        unit_id = self._store.unit_for_instance(instance_id)
+        if unit_id is None:
+            raise UnitNotFound(f"instance {instance_id} has no crypto unit")
+        return self.get(unit_id)
+
+    def create_for_instance(self, instance_id: str, seal: str) -> CryptoUnit:
+        """Create the unit of a new instance; a ``dev`` unit gets its master key at once."""
+        provider = self._seals.get(seal)
+        if provider is None:
+            raise InvalidInput(
+                f"seal provider {seal!r} is not available on this node (have: {', '.join(sorted(self._seals))})"
+            )
+        unit = CryptoUnit.create(
+            self._store,
+            instance_id=instance_id,
+            seal=provider,
+            clock=self._clock,
+            cache_size=self._cache_size,
+        )
+        if seal == "dev":
+            unit.bootstrap_dev()
+        with self._lock:
+            self._units[unit.unit_id] = unit
+        return unit
+
+    def forget(self, unit_id: str) -> None:
+        """Drop a unit from memory (sealing it)."""
+        with self._lock:
+            unit = self._units.pop(unit_id, None)
+        if unit is not None:
+            unit.seal()
+
+    def loaded(self) -> list[CryptoUnit]:
+        """The units opened so far."""
+        return list(self._units.values())
