@@ -22,6 +22,7 @@ def lp(*parts: bytes) -> bytes:
     for part in parts:
         if not isinstance(part, bytes | bytearray | memoryview):
             raise TypeError("lp() takes bytes")
+        part = bytes(part)  # len() of a memoryview counts items, not bytes
         out += len(part).to_bytes(4, "big")
         out += part
     return bytes(out)

@@ -45,16 +45,19 @@ class ScryptParams:
     r: int = 8
     p: int = 1
 
-    # Bounds for parameters read from files: low enough to refuse a denial of service,
-    # high enough to never refuse what kyok writes.
+    # Bounds for parameters read from files: tight enough that a hostile file cannot make us
+    # spend more than 1 GiB of memory (p multiplies time, not memory), loose enough for what we write.
     MIN_LOG2_N = 10
     MAX_LOG2_N = 20
+    MAX_MEMORY = 1 << 30  # bytes: scrypt needs 128 * r * N
 
     def __post_init__(self) -> None:
         if not (self.MIN_LOG2_N <= self.log2_n <= self.MAX_LOG2_N):
             raise ValueError(f"scrypt log2(N) must be {self.MIN_LOG2_N}..{self.MAX_LOG2_N}")
-        if not (1 <= self.r <= 32) or not (1 <= self.p <= 16):
-            raise ValueError("scrypt r must be 1..32 and p 1..16")
+        if not (1 <= self.r <= 16) or not (1 <= self.p <= 8):
+            raise ValueError("scrypt r must be 1..16 and p 1..8")
+        if 128 * self.r * (1 << self.log2_n) > self.MAX_MEMORY:
+            raise ValueError("scrypt parameters need more than 1 GiB of memory")
 
 
 def scrypt(passphrase: bytes, salt: bytes, params: ScryptParams, length: int = 32) -> bytes:

@@ -40,7 +40,7 @@ def oaep_decrypt(
     Raises:
         InvalidCiphertext: for any decryption or padding failure.
     """
-    if len(ciphertext) != private_key.key_size // 8:
+    if len(ciphertext) != (private_key.key_size + 7) // 8:
         raise InvalidCiphertext()
     try:
         return private_key.decrypt(ciphertext, _oaep(_hash or hashes.SHA256()))

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 from kyok.crypto.errors import InvalidSignature
+from kyok.crypto.kdf import ScryptParams
+from kyok.crypto.pkcs8 import encrypt_pkcs8
 
 _PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | mldsa.MLDSA65PrivateKey
 _PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey
@@ -56,6 +58,19 @@ class VerifyingKey:
 
     algorithm: SignatureAlgorithm
     der: bytes
+
+    def __post_init__(self) -> None:
+        # The label must match the key: a mismatch would verify under the wrong hash (P-384
+        # label on a P-256 key) or escape verify() as a KeyError (Ed25519 label on an EC key).
+        if not isinstance(self.der, bytes):
+            raise TypeError("der must be bytes")
+        try:
+            key = serialization.load_der_public_key(self.der)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise ValueError("not a public key in SubjectPublicKeyInfo DER") from exc
+        supported = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | mldsa.MLDSA65PublicKey
+        if not isinstance(key, supported) or _algorithm_of(key) != self.algorithm:
+            raise ValueError("the algorithm does not match the key")
 
     @classmethod
     def from_der(cls, der: bytes) -> VerifyingKey:
@@ -158,15 +173,15 @@ class SigningKey:
             raise ValueError("unsupported private key type")
         return cls(key)
 
-    def to_encrypted_pem(self, passphrase: bytes) -> bytes:
-        """PKCS#8 PEM encrypted under ``passphrase`` (PBES2, AES-256-CBC)."""
-        if not passphrase:
-            raise ValueError("a passphrase is required")
-        return self._key.private_bytes(
-            serialization.Encoding.PEM,
+    def to_encrypted_pem(self, passphrase: bytes, params: ScryptParams | None = None) -> bytes:
+        """PKCS#8 PEM encrypted under ``passphrase`` (PBES2 with scrypt and AES-256-CBC; see
+        :mod:`kyok.crypto.pkcs8`). ``openssl pkey`` and ``cryptography`` read it."""
+        der = self._key.private_bytes(
+            serialization.Encoding.DER,
             serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(passphrase),
+            serialization.NoEncryption(),
         )
+        return encrypt_pkcs8(der, passphrase, params)
 
     def verifying_key(self) -> VerifyingKey:
         """The matching public key."""
