@@ -3,12 +3,13 @@
 Every method runs inside the :class:`UnitOfWork` that owns the repository; nothing is durable
 until ``commit()``. Leaving the ``with`` block without committing rolls back.
 Errors: ``kyok.errors.AlreadyExists`` for a taken unique id/name, ``kyok.errors.VersionConflict``
-when an optimistic update finds ``row_version`` changed.
+when an optimistic update finds ``row_version`` changed. A backend may raise them at the
+statement (SQL) or at ``commit()`` (the in-memory store); callers handle both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -55,9 +56,13 @@ class KeyRepository(Protocol):
         """Keys in state 1 or 2 whose ``expires_at`` <= ``now`` (any instance), oldest first."""
         ...
 
-    def count_in_ring(self, instance_id: str, key_ring_id: str, states: frozenset[int] | None = None) -> int: ...
+    def count_in_ring(
+        self, instance_id: str, key_ring_id: str, states: frozenset[int] | None = None
+    ) -> int: ...
 
-    def move_ring(self, instance_id: str, from_ring: str, to_ring: str, states: frozenset[int]) -> int:
+    def move_ring(
+        self, instance_id: str, from_ring: str, to_ring: str, states: frozenset[int]
+    ) -> int:
         """Move keys in ``states`` from one ring to another; returns how many moved."""
         ...
 
@@ -66,7 +71,9 @@ class KeyVersionRepository(Protocol):
     def add(self, record: KeyVersionRecord) -> None: ...
     def get(self, instance_id: str, version_id: str) -> KeyVersionRecord | None: ...
 
-    def list_for_key(self, instance_id: str, key_id: str, limit: int, offset: int) -> list[KeyVersionRecord]:
+    def list_for_key(
+        self, instance_id: str, key_id: str, limit: int, offset: int
+    ) -> list[KeyVersionRecord]:
         """Newest first."""
         ...
 
@@ -114,8 +121,19 @@ class UnitOfWork(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None: ...
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    """Makes a fresh unit of work per call.
+
+    ``read_only`` units of work take no write locks (on SQLite: a deferred ``BEGIN`` rather
+    than ``BEGIN IMMEDIATE``; on PostgreSQL a READ ONLY transaction), so reads never serialise
+    behind writers; they refuse writes.
+    """
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...

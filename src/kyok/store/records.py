@@ -142,10 +142,28 @@ class KeySearch:
 
 #: Fields a filter or sort may name (KeyRecord attribute names).
 KEY_FILTER_FIELDS = frozenset(
-    {"created_at", "deleted_at", "expires_at", "last_rotated_at", "updated_at", "extractable", "state"}
+    {
+        "created_at",
+        "deleted_at",
+        "expires_at",
+        "last_rotated_at",
+        "updated_at",
+        "extractable",
+        "state",
+    }
 )
 KEY_SORT_FIELDS = frozenset(
-    {"id", "state", "extractable", "imported", "created_at", "updated_at", "last_rotated_at", "deleted_at", "expires_at"}
+    {
+        "id",
+        "state",
+        "extractable",
+        "imported",
+        "created_at",
+        "updated_at",
+        "last_rotated_at",
+        "deleted_at",
+        "expires_at",
+    }
 )
 FILTER_OPS = frozenset({"eq", "lt", "lte", "gt", "gte"})
 

@@ -1,0 +1,108 @@
+"""The connection and transaction behind one SQL unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Table, insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from kyok.errors import AlreadyExists, InternalError
+from kyok.store.sql._errors import translated
+from kyok.store.sql.engine import connect
+
+
+class Transaction:
+    """One connection, one transaction at a time (begun by the first statement).
+
+    Repositories run every statement through :meth:`execute` (reads) or :meth:`write`, so that
+    database errors are translated and writes in a read-only unit of work are refused.
+    """
+
+    def __init__(self, engine: Engine, *, read_only: bool) -> None:
+        self._engine = engine
+        self.read_only = read_only
+        self._conn: Connection | None = None
+        self._used = False
+
+    def open(self) -> None:
+        if self._used:
+            raise RuntimeError("a unit of work can be entered only once")
+        self._used = True
+        with translated():
+            self._conn = connect(self._engine, read_only=self.read_only)
+
+    def close(self) -> None:
+        """Roll back whatever was not committed and return the connection to the pool."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with translated():
+                conn.close()
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("use the unit of work inside its 'with' block")
+        return self._conn
+
+    @property
+    def dialect_name(self) -> str:
+        return self._engine.dialect.name
+
+    def commit(self) -> None:
+        conn = self.conn
+        with translated():
+            conn.commit()
+
+    def rollback(self) -> None:
+        conn = self.conn
+        with translated():
+            conn.rollback()
+
+    def execute(
+        self,
+        statement: Executable,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    ) -> CursorResult[Any]:
+        conn = self.conn
+        with translated():
+            return conn.execute(statement, params)
+
+    def write(
+        self,
+        statement: Executable,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        what: str = "row",
+    ) -> CursorResult[Any]:
+        if self.read_only:
+            raise InternalError("write attempted in a read-only unit of work")
+        conn = self.conn
+        with translated(what):
+            return conn.execute(statement, params)
+
+    def insert_new(self, table: Table, values: Mapping[str, Any], *, what: str) -> None:
+        """Insert one row; ``AlreadyExists`` if a primary key or unique value is taken.
+
+        Uses ``ON CONFLICT DO NOTHING ... RETURNING``, so a duplicate leaves the transaction
+        usable on PostgreSQL too (a failed INSERT would abort it there).
+        """
+        result = self.write(insert_ignoring_conflicts(self.dialect_name, table), values, what=what)
+        if result.first() is None:
+            raise AlreadyExists(f"{what} already exists")
+
+
+def insert_ignoring_conflicts(dialect_name: str, table: Table) -> Executable:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING <first primary key column>`` for ``table``.
+
+    The statement returns a row if and only if it inserted one (``rowcount`` is not reliable
+    for INSERT on every driver).
+    """
+    first_pk = next(iter(table.primary_key.columns))
+    if dialect_name == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing().returning(first_pk)
+    if dialect_name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing().returning(first_pk)
+    return insert(table).returning(first_pk)

@@ -1,0 +1,142 @@
+"""The schema, as one SQLAlchemy ``MetaData``. Migrations must create exactly this
+(``tests/store/test_migrations.py`` compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+)
+
+from kyok.store.sql.types import TagList, UTCDateTime, ident
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", ident(), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("unit_id", ident(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+)
+
+key_rings = Table(
+    "key_rings",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("id", ident(), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+)
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("id", ident(), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("extractable", Boolean, nullable=False),
+    Column("imported", Boolean, nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("key_ring_id", ident(), nullable=False),
+    Column("tags", TagList, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_action_at", UTCDateTime, nullable=False),
+    Column("current_version_id", ident(), nullable=False),
+    Column("version_count", Integer, nullable=False),
+    Column("bit_length", Integer, nullable=True),
+    Column("last_rotated_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Column("deleted_by", Text, nullable=True),
+    Column("state_reason", Integer, nullable=True),
+    Column("row_version", Integer, nullable=False),
+    # listing: an instance's keys in the default states, in id order
+    Index(None, "instance_id", "state", "id"),
+    # exact name lookups and name-ordered scans within an instance
+    Index(None, "instance_id", "name"),
+    # count_in_ring / move_ring / list by ring
+    Index(None, "instance_id", "key_ring_id", "state"),
+    # the expiry sweep (all instances)
+    Index(None, "expires_at"),
+)
+
+key_versions = Table(
+    "key_versions",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("id", ident(), primary_key=True),
+    Column("key_id", ident(), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "instance_id", "key_id", "number", unique=True),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("id", ident(), primary_key=True),
+    Column("owner_id", ident(), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("mk_epoch", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    # master-key rotation walks an instance's blobs at one epoch, in id order
+    Index(None, "instance_id", "mk_epoch", "id"),
+    Index(None, "instance_id", "owner_id"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("alias", Text, primary_key=True),
+    Column("key_id", ident(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Index(None, "instance_id", "key_id"),
+)
+
+units = Table(
+    "units",
+    metadata,
+    Column("unit_id", ident(), primary_key=True),
+    Column("instance_id", ident(), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+unit_transcript = Table(
+    "unit_transcript",
+    metadata,
+    Column(
+        "unit_id",
+        ident(),
+        ForeignKey(units.c.unit_id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("n", Integer, primary_key=True),
+    Column("entry", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("mac", Text, nullable=True),
+)
