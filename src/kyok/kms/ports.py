@@ -14,52 +14,109 @@ from typing import Protocol
 from kyok.auth.principals import Principal
 from kyok.clock import Clock
 from kyok.kms.events import KmsEvent
-from kyok.store.ports import UnitOfWork
+from kyok.store.ports import UnitOfWork, UnitOfWorkFactory
 from kyok.store.records import KeyRecord
 from kyok.unit.blob import BlobRef, SealedBlob
 from kyok.unit.handles import ExportAccess, KeyHandle
 
-__all__ = ["AuditSink", "Clock", "DeletionGuard", "KeyUnit", "UnitDirectory"]
+__all__ = ["AuditSink", "Clock", "DeletionGuard", "KeyUnit", "UnitDirectory", "UowFactory"]
+
+
+UowFactory = UnitOfWorkFactory
+"""Makes units of work; see :class:`kyok.store.ports.UnitOfWorkFactory` (read-only or not)."""
 
 
 class KeyUnit(Protocol):
     """The operations of an instance's crypto unit that key rules use."""
 
     @property
-    def unit_id(self) -> str: ...
+    def unit_id(self) -> str:
+        """The unit's id (stored on the instance)."""
+        ...
 
     def require_unsealed(self) -> None:
         """Raise ``UnitSealed`` unless the current master key is loaded."""
         ...
 
     def generate_blob(self, ref: BlobRef, length: int = 32) -> SealedBlob:
-        """Generate ``length`` random bytes of key material inside the unit and seal them."""
+        """Generate ``length`` random bytes of key material inside the unit and seal them.
+
+        Args:
+            ref: where the blob belongs (bound into it).
+            length: bytes of material.
+
+        Returns:
+            The sealed blob (safe to store).
+        """
         ...
 
     def seal_material(self, ref: BlobRef, material: bytes) -> SealedBlob:
-        """Seal caller-supplied (imported) key material."""
+        """Seal caller-supplied (imported) key material.
+
+        Args:
+            ref: where the blob belongs.
+            material: the key material.
+
+        Returns:
+            The sealed blob.
+        """
         ...
 
     def handle(self, blob: SealedBlob) -> KeyHandle:
-        """A (cached) handle to wrap/unwrap DEKs under a root key version blob."""
+        """A (cached) handle to wrap/unwrap DEKs under a root key version blob.
+
+        Args:
+            blob: a root-key version blob.
+
+        Returns:
+            A handle; it dies when the unit seals or the key is forgotten.
+        """
         ...
 
     def export_material(self, blob: SealedBlob, access: ExportAccess) -> bytes:
-        """The material of a standard-key blob; needs ``STANDARD_KEY_EXPORT``."""
+        """The material of a standard-key blob; needs ``STANDARD_KEY_EXPORT``.
+
+        Args:
+            blob: a standard-key blob.
+            access: the export capability.
+
+        Returns:
+            The raw material.
+        """
         ...
 
     def forget(self, owner_id: str) -> None:
-        """Drop cached handles of a key (call on every state change of the key)."""
+        """Drop cached handles of a key (call on every state change of the key).
+
+        Args:
+            owner_id: the key id.
+        """
         ...
 
 
 class UnitDirectory(Protocol):
     """Finds (and creates) the crypto unit of an instance."""
 
-    def for_instance(self, instance_id: str) -> KeyUnit: ...
+    def for_instance(self, instance_id: str) -> KeyUnit:
+        """The unit of an instance.
+
+        Args:
+            instance_id: the instance.
+
+        Returns:
+            Its unit (possibly sealed).
+        """
+        ...
 
     def create_for_instance(self, instance_id: str, seal: str) -> KeyUnit:
         """Create the unit of a new instance. With the ``dev`` seal it is ready at once (random
+
+        Args:
+            instance_id: the new instance.
+            seal: ``dev`` or ``shares``.
+
+        Returns:
+            The new unit.
         master key in the dev seal file); with ``shares`` it waits in imprint mode for a ceremony."""
         ...
 
@@ -71,6 +128,10 @@ class AuditSink(Protocol):
         """Write ``event`` through ``uow`` (before the service commits it).
 
         Raising aborts the change: an event that cannot be written means no change.
+
+        Args:
+            uow: the change's unit of work; write through it, do not commit.
+            event: what happened.
         """
         ...
 

@@ -1,0 +1,1367 @@
+"""The key-management use cases: one method per thing a caller can ask for.
+
+Every change follows one path: open a unit of work, load the key, apply the lifecycle check
+(:mod:`kyok.kms.lifecycle`) and the timers, write with optimistic concurrency
+(``keys.update(record, expected_row_version)``), hand one :class:`~kyok.kms.events.KmsEvent` to
+the audit sink in the same unit of work, commit, then tell the crypto unit to drop cached
+handles of the key. A ``VersionConflict`` (raised by the update or, in some stores, by the
+commit) restarts the whole attempt; after ``max_attempts`` it is surfaced (409).
+
+The data plane (wrap, unwrap, rewrap) reads the key and the blobs it needs in one short
+read-only unit of work and then works with cached key handles from the unit; it writes nothing.
+
+``id_or_alias`` is a key UUID or one of its aliases everywhere. Keys are scoped by instance: a
+key of another instance is "not found".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from kyok.auth.principals import SYSTEM, Principal
+from kyok.clock import Clock
+from kyok.errors import AlreadyExists, InternalError, VersionConflict
+from kyok.kms import validation as v
+from kyok.kms.errors import (
+    AliasExists,
+    AliasLimitExceeded,
+    AliasNotFound,
+    InstanceExists,
+    InstanceNotFound,
+    InvalidField,
+    KeyDeleted,
+    KeyExpired,
+    KeyNotFound,
+    KeyRingExists,
+    KeyRingLimitExceeded,
+    KeyRingNotEmpty,
+    KeyRingNotFound,
+    KeyRingReserved,
+    KeyStateConflict,
+    PayloadNotAllowed,
+    PayloadRequired,
+    PurgeTooEarly,
+    RequestTooEarly,
+    RestoreExpired,
+    RotationNotPermitted,
+    SearchTooBroad,
+    UnwrapFailed,
+)
+from kyok.kms.events import EventAction, KmsEvent, NullAuditSink
+from kyok.kms.keys import (
+    EXPIRABLE_STATES,
+    KeyState,
+    KeyView,
+    effective_state,
+    stored_state_of,
+    view_of,
+)
+from kyok.kms.lifecycle import Action, check, check_kind
+from kyok.kms.ports import AuditSink, DeletionGuard, KeyUnit, UnitDirectory, UowFactory
+from kyok.kms.query import check_key_query
+from kyok.kms.results import RewrapResult, UnwrapResult, WrapResult
+from kyok.kms.timers import Timers
+from kyok.store.ports import UnitOfWork
+from kyok.store.records import (
+    AliasRecord,
+    BlobRecord,
+    InstanceRecord,
+    KeyFilter,
+    KeyQuery,
+    KeyRecord,
+    KeyRingRecord,
+    KeyVersionRecord,
+)
+from kyok.unit import wrapping
+from kyok.unit.blob import PURPOSE_ROOT_KEY, PURPOSE_STANDARD_KEY, BlobRef, SealedBlob
+from kyok.unit.errors import UnitSealed
+from kyok.unit.handles import STANDARD_KEY_EXPORT, HandleRevoked
+
+__all__ = ["KeyService"]
+
+#: States that keep a key ring from being deleted.
+_LIVE_STATES = frozenset(int(s) for s in KeyState if s is not KeyState.DESTROYED)
+_DESTROYED = frozenset({int(KeyState.DESTROYED)})
+
+#: Applies a checked action to a loaded key: ``(uow, key, next state, now) -> record to write``.
+_Apply = Callable[[UnitOfWork, KeyRecord, KeyState, datetime], KeyRecord]
+
+
+def _blob_record(blob: SealedBlob) -> BlobRecord:
+    ref = blob.ref
+    return BlobRecord(ref.instance_id, ref.owner_id, ref.id, ref.purpose, blob.epoch, blob.data)
+
+
+def _sealed(record: BlobRecord) -> SealedBlob:
+    ref = BlobRef(record.instance_id, record.owner_id, record.id, record.purpose)
+    return SealedBlob(ref, record.mk_epoch, record.data)
+
+
+def _key_id(id_or_alias: str) -> str | None:
+    """The canonical key id if ``id_or_alias`` is a UUID (aliases never are), else None."""
+    try:
+        return str(uuid.UUID(id_or_alias))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _version_named_by(ciphertext: bytes) -> str | None:
+    """The key version a wrapped DEK names, or None if it cannot be one of ours."""
+    if len(ciphertext) > v.CIPHERTEXT_MAX:
+        return None
+    try:
+        return wrapping.version_of(ciphertext)
+    except ValueError:
+        return None
+
+
+class KeyService:
+    """Instances, keys, versions, aliases and key rings, with the Key Protect rules.
+
+    Args:
+        uow_factory: makes a fresh unit of work (one transaction) per call; plain reads ask
+            for ``read_only=True`` ones.
+        units: finds the crypto unit of an instance.
+        clock: the time source of every rule.
+        timers: the service timers (Key Protect defaults when omitted).
+        audit: receives one event per change inside its transaction (default: dropped).
+        deletion_guards: rules that may refuse a delete (registrations, dual authorisation).
+        max_attempts: how often a change is tried when concurrent updates get in the way (>= 1).
+        search_scope_limit: a search over more keys than this is refused (``SearchTooBroad``);
+            0 disables the check.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UowFactory,
+        units: UnitDirectory,
+        clock: Clock,
+        timers: Timers | None = None,
+        *,
+        audit: AuditSink | None = None,
+        deletion_guards: Sequence[DeletionGuard] = (),
+        max_attempts: int = 3,
+        search_scope_limit: int = 5000,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._uow = uow_factory
+        self._units = units
+        self._clock = clock
+        self._timers = timers or Timers()
+        self._audit: AuditSink = audit or NullAuditSink()
+        self._guards = tuple(deletion_guards)
+        self._max_attempts = max_attempts
+        self._search_scope_limit = search_scope_limit
+
+    @property
+    def timers(self) -> Timers:
+        """The timers the rules use.
+
+        Returns:
+            The service's :class:`Timers`.
+        """
+        return self._timers
+
+    # ------------------------------------------------------------------------------ instances
+
+    def create_instance(
+        self, actor: Principal, name: str, *, seal: str = "dev", instance_id: str | None = None
+    ) -> InstanceRecord:
+        """Create an instance, its crypto unit and its ``default`` key ring.
+
+        Args:
+            actor: who creates it.
+            name: display name (1-100 characters).
+            seal: ``dev`` (unit ready at once) or ``shares`` (waits for a key ceremony).
+            instance_id: a chosen id (dev mode's fixed id); a new UUID when omitted.
+
+        Returns:
+            The stored instance.
+
+        Raises:
+            InvalidField: bad name, seal or id.
+            InstanceExists: the id is taken.
+        """
+        name = v.validate_instance_name(name)
+        seal = v.validate_seal(seal)
+        iid = str(uuid.uuid4()) if instance_id is None else v.validate_instance_id(instance_id)
+        with self._uow(read_only=True) as uow:
+            if uow.instances.get(iid) is not None:
+                raise InstanceExists()
+        try:
+            unit = self._units.create_for_instance(iid, seal)
+        except AlreadyExists:
+            raise InstanceExists() from None
+        now = self._clock.now()
+        record = InstanceRecord(iid, name, unit.unit_id, now, actor.id)
+        try:
+            with self._uow() as uow:
+                uow.instances.add(record)
+                uow.key_rings.add(KeyRingRecord(iid, v.DEFAULT_KEY_RING, now, actor.id))
+                event = KmsEvent(EventAction.INSTANCE_CREATE, iid, iid, actor.id, now)
+                self._audit.record(uow, event)
+                uow.commit()
+        except AlreadyExists:
+            raise InstanceExists() from None
+        return record
+
+    def get_instance(self, instance_id: str) -> InstanceRecord:
+        """The instance ``instance_id``.
+
+        Args:
+            instance_id: the instance.
+
+        Returns:
+            The stored instance.
+
+        Raises:
+            InstanceNotFound: there is none.
+        """
+        with self._uow(read_only=True) as uow:
+            return self._instance(uow, instance_id)
+
+    def list_instances(self) -> list[InstanceRecord]:
+        """Every instance.
+
+        Returns:
+            The instances, oldest first.
+        """
+        with self._uow(read_only=True) as uow:
+            return uow.instances.list()
+
+    # ------------------------------------------------------------------------ keys: create/read
+
+    def create_key(
+        self,
+        actor: Principal,
+        instance_id: str,
+        name: str,
+        *,
+        extractable: bool = False,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        aliases: Sequence[str] = (),
+        expires_at: datetime | None = None,
+        material: bytes | None = None,
+        key_ring_id: str | None = None,
+    ) -> KeyView:
+        """Create a root key (``extractable=False``) or a standard key.
+
+        Without ``material`` the unit generates 32 bytes; with it the key is *imported*. The key,
+        its version 1, the sealed blob and the aliases are written in one unit of work.
+
+        Args:
+            actor: who creates it (``created_by``).
+            instance_id: the instance.
+            name: 2-90 characters.
+            extractable: True for a standard key (material retrievable), False for a root key.
+            description: at most 240 characters.
+            tags: at most 30 tags.
+            aliases: at most 5 aliases, each unused in the instance.
+            expires_at: when the key becomes Deactivated (must be in the future).
+            material: key material to import (root: 16/24/32 bytes; standard: 1-7,500 bytes).
+            key_ring_id: the key ring (default ``default``).
+
+        Returns:
+            The new key (state 1).
+
+        Raises:
+            InvalidField: any input breaks a rule of :mod:`kyok.kms.validation`.
+            InstanceNotFound: no such instance.
+            KeyRingNotFound: no such key ring.
+            AliasExists: an alias is taken.
+            AliasLimitExceeded: the instance would have more than 1,000 aliases.
+            UnitSealed: the instance's crypto unit is sealed.
+        """
+        now = self._clock.now()
+        if not isinstance(extractable, bool):
+            raise InvalidField("extractable", "must be true or false")
+        name = v.validate_name(name)
+        description = v.validate_description(description)
+        tag_list = v.validate_tags(tags)
+        alias_list = v.validate_aliases(aliases)
+        expires = v.validate_expiration(expires_at, now)
+        if material is not None:
+            material = v.validate_material(material, extractable=extractable)
+        ring = v.DEFAULT_KEY_RING if key_ring_id is None else v.validate_key_ring_id(key_ring_id)
+        key_id, version_id = str(uuid.uuid4()), str(uuid.uuid4())
+        purpose = PURPOSE_STANDARD_KEY if extractable else PURPOSE_ROOT_KEY
+        try:
+            with self._uow() as uow:
+                self._instance(uow, instance_id)
+                if uow.key_rings.get(instance_id, ring) is None:
+                    raise KeyRingNotFound()
+                if alias_list:
+                    if any(uow.aliases.get(instance_id, a) is not None for a in alias_list):
+                        raise AliasExists()
+                    in_use = uow.aliases.count_for_instance(instance_id)
+                    if in_use + len(alias_list) > v.ALIASES_PER_INSTANCE:
+                        raise AliasLimitExceeded("instance", v.ALIASES_PER_INSTANCE)
+                unit = self._units.for_instance(instance_id)
+                ref = BlobRef(instance_id, key_id, version_id, purpose)
+                if material is None:
+                    sealed = unit.generate_blob(ref, v.GENERATED_KEY_SIZE)
+                    size = v.GENERATED_KEY_SIZE
+                else:
+                    sealed = unit.seal_material(ref, material)
+                    size = len(material)
+                record = KeyRecord(
+                    instance_id=instance_id,
+                    id=key_id,
+                    name=name,
+                    description=description,
+                    extractable=extractable,
+                    imported=material is not None,
+                    state=int(KeyState.ACTIVE),
+                    key_ring_id=ring,
+                    tags=tag_list,
+                    created_at=now,
+                    created_by=actor.id,
+                    updated_at=now,
+                    last_action_at=now,
+                    current_version_id=version_id,
+                    version_count=1,
+                    bit_length=size * 8,
+                    expires_at=expires,
+                )
+                uow.keys.add(record)
+                uow.versions.add(KeyVersionRecord(instance_id, key_id, version_id, 1, now))
+                uow.blobs.add(_blob_record(sealed))
+                for alias in alias_list:
+                    uow.aliases.add(AliasRecord(instance_id, alias, key_id, now, actor.id))
+                event = KmsEvent(
+                    EventAction.KEY_CREATE,
+                    instance_id,
+                    key_id,
+                    actor.id,
+                    now,
+                    to_state=record.state,
+                    key_version_id=version_id,
+                    detail=(("imported", str(record.imported).lower()), ("key_ring_id", ring)),
+                )
+                self._audit.record(uow, event)
+                uow.commit()
+        except AlreadyExists:
+            # The key and version ids are fresh UUIDs: only an alias can collide.
+            raise AliasExists() from None
+        return view_of(record, alias_list, now, self._timers)
+
+    def get_key(self, instance_id: str, id_or_alias: str) -> KeyView:
+        """A key's metadata (any state, destroyed keys included).
+
+        Args:
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+
+        Returns:
+            The key.
+
+        Raises:
+            KeyNotFound: no such key in the instance (or it was purged).
+        """
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            key = self._resolve(uow, instance_id, id_or_alias)
+            check(effective_state(key, now), Action.READ)
+            return self._view(uow, key, now)
+
+    def get_key_material(self, instance_id: str, id_or_alias: str) -> bytes:
+        """The material of a standard key (its newest version). Root key material never leaves.
+
+        Args:
+            instance_id: the instance.
+            id_or_alias: the standard key's UUID or alias.
+
+        Returns:
+            The raw key bytes.
+
+        Raises:
+            KeyNotFound: no such key.
+            NotExtractable: the key is a root key.
+            KeyDeleted: the key is destroyed.
+            KeyStateConflict: the key is not yet active (state 0).
+            UnitSealed: the crypto unit is sealed.
+        """
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            key = self._resolve(uow, instance_id, id_or_alias)
+            check_kind(key.extractable, Action.EXPORT)
+            check(effective_state(key, now), Action.EXPORT)
+            blob = uow.blobs.get(instance_id, key.current_version_id)
+        if blob is None or blob.owner_id != key.id or blob.purpose != PURPOSE_STANDARD_KEY:
+            raise InternalError("the material of the key's newest version is missing")
+        unit = self._units.for_instance(instance_id)
+        return unit.export_material(_sealed(blob), STANDARD_KEY_EXPORT)
+
+    def list_keys(self, query: KeyQuery) -> tuple[list[KeyView], int]:
+        """One page of keys and the number of all matches.
+
+        States in ``query`` are matched against the stored state; a key whose expiration passed
+        but that the scheduler has not yet deactivated shows state 3 in its view.
+
+        Args:
+            query: what to list (see :func:`kyok.kms.query.parse_key_query`).
+
+        Returns:
+            ``(keys, total)``: the page and how many keys match ignoring limit and offset.
+
+        Raises:
+            InvalidQueryParam: the query names an unknown field, operator, state or page.
+            InstanceNotFound: no such instance.
+            KeyRingNotFound: the query's key ring does not exist.
+            SearchTooBroad: the search would scan more keys than ``search_scope_limit``.
+        """
+        check_key_query(query)
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            self._check_query_scope(uow, query)
+            records = uow.keys.find(query)
+            total = uow.keys.count(query)
+            ids = [r.id for r in records]
+            aliases = uow.aliases.list_for_keys(query.instance_id, ids) if ids else {}
+        views = [view_of(r, aliases.get(r.id, ()), now, self._timers) for r in records]
+        return views, total
+
+    def count_keys(self, query: KeyQuery) -> int:
+        """How many keys match ``query`` (limit and offset ignored).
+
+        Args:
+            query: what to count (see :func:`kyok.kms.query.parse_key_query`).
+
+        Returns:
+            The number of matches.
+
+        Raises:
+            InvalidQueryParam, InstanceNotFound, KeyRingNotFound, SearchTooBroad: as for
+                :meth:`list_keys`.
+        """
+        check_key_query(query)
+        with self._uow(read_only=True) as uow:
+            self._check_query_scope(uow, query)
+            return uow.keys.count(query)
+
+    def list_versions(
+        self,
+        instance_id: str,
+        id_or_alias: str,
+        limit: int = 200,
+        offset: int = 0,
+        *,
+        all_states: bool = False,
+    ) -> tuple[list[KeyVersionRecord], int]:
+        """A key's versions, newest first, and how many there are.
+
+        Args:
+            instance_id: the instance.
+            id_or_alias: the key.
+            limit: page size (1-5,000).
+            offset: 0-based start.
+            all_states: also for keys that are not active.
+
+        Returns:
+            ``(versions, total)``.
+
+        Raises:
+            InvalidField: bad limit or offset.
+            KeyNotFound: no such key.
+            KeyStateConflict: the key is not active and ``all_states`` is False.
+        """
+        v.validate_page(limit, offset)
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            key = self._resolve(uow, instance_id, id_or_alias)
+            state = effective_state(key, now)
+            if not all_states:
+                try:
+                    check(state, Action.LIST_VERSIONS)
+                except KeyDeleted:
+                    # Key Protect answers 409 for every non-active key here, destroyed included.
+                    raise KeyStateConflict(int(state), Action.LIST_VERSIONS.value) from None
+            versions = uow.versions.list_for_key(instance_id, key.id, limit, offset)
+            total = uow.versions.count_for_key(instance_id, key.id)
+        return versions, total
+
+    # ------------------------------------------------------------------------------ data plane
+
+    def wrap(
+        self,
+        instance_id: str,
+        id_or_alias: str,
+        plaintext: bytes | None = None,
+        aad: Sequence[str] | None = None,
+    ) -> WrapResult:
+        """Wrap a DEK under the newest version of a root key.
+
+        Args:
+            instance_id: the instance.
+            id_or_alias: the root key.
+            plaintext: the DEK (1-4,096 bytes); None makes the service generate a 32-byte DEK.
+            aad: strings bound to the ciphertext; unwrap must present the same list.
+
+        Returns:
+            The ciphertext and the version that made it (plus the DEK if it was generated).
+
+        Raises:
+            InvalidField: bad plaintext or AAD.
+            KeyNotFound: no such key.
+            RootKeyRequired: the key is a standard key.
+            KeyStateConflict: the key is not active.
+            KeyDeleted: the key is destroyed.
+            UnitSealed: the crypto unit is sealed.
+        """
+        dek = v.validate_plaintext(plaintext)
+        aad_list = v.validate_aad(aad)
+        for attempt in range(self._max_attempts):
+            key, blobs, unit = self._load_for_crypto(instance_id, id_or_alias, Action.WRAP, ())
+            try:
+                handle = unit.handle(blobs[key.current_version_id])
+                ciphertext, used = handle.wrap(dek, aad_list)
+            except HandleRevoked:
+                if attempt + 1 == self._max_attempts:
+                    raise
+                continue  # the key changed state meanwhile: judge it again
+            return WrapResult(ciphertext, key.current_version_id, used if dek is None else None)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def unwrap(
+        self,
+        instance_id: str,
+        id_or_alias: str,
+        ciphertext: bytes,
+        aad: Sequence[str] | None = None,
+    ) -> UnwrapResult:
+        """Unwrap a DEK; if an older version made it, also re-wrap it under the newest version.
+
+        The key is checked (found, root, state) before the ciphertext is looked at.
+
+        Args:
+            instance_id: the instance.
+            id_or_alias: the root key that wrapped the DEK.
+            ciphertext: what :meth:`wrap` (or :meth:`rewrap`) returned.
+            aad: the same AAD as given to wrap.
+
+        Returns:
+            The DEK and the version that had wrapped it; when that version is not the newest,
+            also the DEK wrapped under the newest version (same AAD) and that version's id.
+
+        Raises:
+            InvalidField: no ciphertext, or bad AAD.
+            KeyNotFound: no such key.
+            RootKeyRequired: the key is a standard key.
+            KeyStateConflict: the key is neither active nor deactivated.
+            KeyDeleted: the key is destroyed.
+            UnwrapFailed: the ciphertext is damaged, not ours, of another key, or the AAD
+                differs (one opaque error, 422).
+            UnitSealed: the crypto unit is sealed.
+        """
+        ciphertext = v.validate_ciphertext(ciphertext)
+        aad_list = v.validate_aad(aad)
+        version_id = _version_named_by(ciphertext)
+        for attempt in range(self._max_attempts):
+            key, source, newest, unit = self._load_for_unwrap(
+                instance_id, id_or_alias, Action.UNWRAP, version_id
+            )
+            try:
+                dek = unit.handle(source).unwrap(ciphertext, aad_list)
+                if source.ref.id == key.current_version_id:
+                    return UnwrapResult(dek, source.ref.id)
+                rewrapped, _ = unit.handle(newest).wrap(dek, aad_list)
+            except HandleRevoked:
+                if attempt + 1 == self._max_attempts:
+                    raise
+                continue
+            return UnwrapResult(dek, source.ref.id, rewrapped, key.current_version_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def rewrap(
+        self,
+        instance_id: str,
+        id_or_alias: str,
+        ciphertext: bytes,
+        aad: Sequence[str] | None = None,
+    ) -> RewrapResult:
+        """Move a wrapped DEK to the newest key version; the DEK never leaves the service.
+
+        Args:
+            instance_id: the instance.
+            id_or_alias: the root key that wrapped the DEK.
+            ciphertext: what :meth:`wrap` (or an earlier rewrap) returned.
+            aad: the same AAD as given to wrap; the new ciphertext binds it too.
+
+        Returns:
+            The new ciphertext, the version that had wrapped the old one and the newest version.
+
+        Raises:
+            The same errors as :meth:`unwrap`.
+        """
+        ciphertext = v.validate_ciphertext(ciphertext)
+        aad_list = v.validate_aad(aad)
+        version_id = _version_named_by(ciphertext)
+        for attempt in range(self._max_attempts):
+            key, source, newest, unit = self._load_for_unwrap(
+                instance_id, id_or_alias, Action.REWRAP, version_id
+            )
+            try:
+                dek = unit.handle(source).unwrap(ciphertext, aad_list)
+                rewrapped, _ = unit.handle(newest).wrap(dek, aad_list)
+            except HandleRevoked:
+                if attempt + 1 == self._max_attempts:
+                    raise
+                continue
+            return RewrapResult(rewrapped, source.ref.id, key.current_version_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    def rotate(
+        self, actor: Principal, instance_id: str, id_or_alias: str, material: bytes | None = None
+    ) -> KeyView:
+        """Give a root key a new version; older versions keep unwrapping.
+
+        Generated keys get new generated material (``material`` must be None); imported keys
+        need new material of a root size.
+
+        Args:
+            actor: who rotates.
+            instance_id: the instance.
+            id_or_alias: the root key.
+            material: new material for an imported key (16/24/32 bytes).
+
+        Returns:
+            The key with its new version.
+
+        Raises:
+            InvalidField: ``material`` is not 16/24/32 bytes.
+            KeyNotFound: no such key.
+            RootKeyRequired: the key is a standard key.
+            KeyStateConflict: the key is neither active nor deactivated.
+            KeyDeleted: the key is destroyed.
+            PayloadRequired: an imported key without new material.
+            PayloadNotAllowed: a generated key with material.
+            RotationNotPermitted: rotated less than ``min_rotate_interval`` ago.
+            UnitSealed: the crypto unit is sealed.
+        """
+        if material is not None:
+            material = v.validate_material(material, extractable=False)
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if key.imported and material is None:
+                raise PayloadRequired()
+            if not key.imported and material is not None:
+                raise PayloadNotAllowed()
+            last = key.last_rotated_at
+            if last is not None and now < last + self._timers.min_rotate_interval:
+                raise RotationNotPermitted()
+            version_id = str(uuid.uuid4())
+            unit = self._units.for_instance(instance_id)
+            ref = BlobRef(instance_id, key.id, version_id, PURPOSE_ROOT_KEY)
+            if material is None:
+                sealed = unit.generate_blob(ref, v.GENERATED_KEY_SIZE)
+                size = v.GENERATED_KEY_SIZE
+            else:
+                sealed = unit.seal_material(ref, material)
+                size = len(material)
+            number = key.version_count + 1
+            uow.versions.add(KeyVersionRecord(instance_id, key.id, version_id, number, now))
+            uow.blobs.add(_blob_record(sealed))
+            return replace(
+                key,
+                state=int(state),
+                current_version_id=version_id,
+                version_count=number,
+                bit_length=size * 8,
+                last_rotated_at=now,
+                updated_at=now,
+                last_action_at=now,
+            )
+
+        return self._change(
+            actor, instance_id, id_or_alias, Action.ROTATE, EventAction.KEY_ROTATE, apply
+        )
+
+    def disable(self, actor: Principal, instance_id: str, id_or_alias: str) -> KeyView:
+        """Suspend a root key (state 1 -> 2): it can no longer wrap or unwrap.
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+
+        Returns:
+            The suspended key.
+
+        Raises:
+            KeyNotFound: no such key.
+            RootKeyRequired: the key is a standard key.
+            KeyStateConflict: the key is not active.
+            KeyDeleted: the key is destroyed.
+        """
+        return self._change(
+            actor, instance_id, id_or_alias, Action.DISABLE, EventAction.KEY_DISABLE, _to_state
+        )
+
+    def enable(self, actor: Principal, instance_id: str, id_or_alias: str) -> KeyView:
+        """Re-activate a suspended root key (state 2 -> 1).
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+
+        Returns:
+            The active key.
+
+        Raises:
+            KeyNotFound: no such key.
+            RootKeyRequired: the key is a standard key.
+            KeyStateConflict: the key is not suspended.
+            KeyDeleted: the key is destroyed.
+            RequestTooEarly: less than ``enable_delay`` after the key's last action.
+        """
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if now < key.last_action_at + self._timers.enable_delay:
+                raise RequestTooEarly()
+            return _to_state(uow, key, state, now)
+
+        return self._change(
+            actor, instance_id, id_or_alias, Action.ENABLE, EventAction.KEY_ENABLE, apply
+        )
+
+    def delete(
+        self, actor: Principal, instance_id: str, id_or_alias: str, *, force: bool = False
+    ) -> KeyView:
+        """Destroy a key (state -> 5). Its material stays until purge so that restore works.
+
+        Every configured :class:`~kyok.kms.ports.DeletionGuard` (registrations, dual
+        authorisation) is asked first, inside the same unit of work, with ``force``.
+
+        Args:
+            actor: who deletes it (``deleted_by``).
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+            force: delete despite registrations (passed to the deletion guards).
+
+        Returns:
+            The destroyed key.
+
+        Raises:
+            KeyNotFound: no such key.
+            KeyDeleted: already destroyed (410).
+            KyokError: whatever a deletion guard raises.
+        """
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            for guard in self._guards:
+                guard.check_delete(uow, key, actor, force=force, now=now)
+            return replace(
+                key,
+                state=int(state),
+                deleted_at=now,
+                deleted_by=actor.id,
+                updated_at=now,
+                last_action_at=now,
+            )
+
+        return self._change(
+            actor, instance_id, id_or_alias, Action.DELETE, EventAction.KEY_DELETE, apply
+        )
+
+    def restore(self, actor: Principal, instance_id: str, id_or_alias: str) -> KeyView:
+        """Bring a destroyed key back (state 5 -> 1) within the restore window.
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+
+        Returns:
+            The active key.
+
+        Raises:
+            KeyNotFound: no such key (or purged).
+            KeyStateConflict: the key is not destroyed.
+            KeyExpired: the key's expiration date has passed.
+            RestoreExpired: deleted longer ago than ``restore_window``.
+            RequestTooEarly: less than ``restore_delay`` after the deletion (last action).
+        """
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if key.expires_at is not None and key.expires_at <= now:
+                raise KeyExpired()
+            deleted_at = key.deleted_at or key.last_action_at
+            if now > deleted_at + self._timers.restore_window:
+                raise RestoreExpired()
+            if now < key.last_action_at + self._timers.restore_delay:
+                raise RequestTooEarly()
+            return replace(
+                key,
+                state=int(state),
+                deleted_at=None,
+                deleted_by=None,
+                updated_at=now,
+                last_action_at=now,
+            )
+
+        return self._change(
+            actor, instance_id, id_or_alias, Action.RESTORE, EventAction.KEY_RESTORE, apply
+        )
+
+    def purge(self, actor: Principal, instance_id: str, id_or_alias: str) -> KeyView:
+        """Remove a destroyed key for good: its row, versions, sealed material and aliases.
+
+        Without the sealed material no DEK it wrapped can ever be unwrapped (crypto-shredding);
+        afterwards every call for the key answers ``KeyNotFound``.
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+
+        Returns:
+            The key as it was just before the purge.
+
+        Raises:
+            KeyNotFound: no such key.
+            KeyStateConflict: the key is not destroyed.
+            PurgeTooEarly: less than ``purge_after`` since the deletion.
+        """
+        return self._purge(actor, instance_id, id_or_alias, enforce_delay=True)
+
+    def expire_due(self, now: datetime | None = None, *, batch: int = 500) -> int:
+        """Deactivate (state 3) every key whose expiration date has passed, in all instances.
+
+        Called by the scheduler. Keys changed concurrently are left for the next run.
+
+        Args:
+            now: the time to judge by (default: the service clock).
+            batch: how many keys to read at once.
+
+        Returns:
+            How many keys were deactivated.
+        """
+        when = now or self._clock.now()
+        done = 0
+        seen: set[tuple[str, str]] = set()
+        while True:
+            with self._uow(read_only=True) as uow:
+                due = uow.keys.expiring(when, batch)
+            fresh = [r for r in due if (r.instance_id, r.id) not in seen]
+            for record in fresh:
+                seen.add((record.instance_id, record.id))
+                if self._expire_one(record.instance_id, record.id, when):
+                    done += 1
+            if len(due) < batch or not fresh:
+                return done
+
+    def purge_overdue(self, now: datetime | None = None, *, batch: int = 500) -> int:
+        """Purge keys destroyed longer ago than ``auto_purge_after``, in all instances.
+
+        Args:
+            now: the time to judge by (default: the service clock).
+            batch: how many keys to read at once per instance.
+
+        Returns:
+            How many keys were purged.
+        """
+        when = now or self._clock.now()
+        cutoff = when - self._timers.auto_purge_after
+        done = 0
+        with self._uow(read_only=True) as uow:
+            instances = uow.instances.list()
+        for instance in instances:
+            query = KeyQuery(
+                instance_id=instance.id,
+                states=_DESTROYED,
+                filters=(KeyFilter("deleted_at", "lte", cutoff),),
+                sort=(("deleted_at", False), ("id", False)),
+                limit=batch,
+            )
+            seen: set[str] = set()
+            while True:
+                with self._uow(read_only=True) as uow:
+                    overdue = uow.keys.find(query)
+                fresh = [r for r in overdue if r.id not in seen]
+                for record in fresh:
+                    seen.add(record.id)
+                    try:
+                        self._purge(SYSTEM, instance.id, record.id, enforce_delay=False, now=when)
+                    except (KeyNotFound, KeyStateConflict, VersionConflict):
+                        continue  # gone, restored or changed meanwhile: nothing to do now
+                    done += 1
+                if len(overdue) < batch or not fresh:
+                    break
+        return done
+
+    # --------------------------------------------------------------------------------- aliases
+
+    def create_alias(
+        self, actor: Principal, instance_id: str, id_or_alias: str, alias: str
+    ) -> AliasRecord:
+        """Give a key one more alias.
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+            alias: the new alias.
+
+        Returns:
+            The stored alias.
+
+        Raises:
+            InvalidField: the alias breaks the alias rules (target ``alias``).
+            KeyNotFound: no such key.
+            KeyDeleted: the key is destroyed.
+            AliasExists: the alias is used in the instance.
+            AliasLimitExceeded: the key has 5 aliases, or the instance 1,000.
+        """
+        alias = v.validate_alias(alias, target="alias")
+        made: list[AliasRecord] = []
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            made.clear()
+            if uow.aliases.get(instance_id, alias) is not None:
+                raise AliasExists()
+            if len(uow.aliases.list_for_key(instance_id, key.id)) >= v.ALIASES_PER_KEY:
+                raise AliasLimitExceeded("key", v.ALIASES_PER_KEY)
+            if uow.aliases.count_for_instance(instance_id) >= v.ALIASES_PER_INSTANCE:
+                raise AliasLimitExceeded("instance", v.ALIASES_PER_INSTANCE)
+            record = AliasRecord(instance_id, alias, key.id, now, actor.id)
+            uow.aliases.add(record)
+            made.append(record)
+            # Writing the key serialises alias changes of one key (the per-key limit holds).
+            return replace(key, updated_at=now)
+
+        try:
+            self._change(
+                actor,
+                instance_id,
+                id_or_alias,
+                Action.EDIT,
+                EventAction.ALIAS_CREATE,
+                apply,
+                detail=(("alias", alias),),
+                forget=False,
+            )
+        except AlreadyExists:
+            raise AliasExists() from None
+        return made[0]
+
+    def delete_alias(
+        self, actor: Principal, instance_id: str, id_or_alias: str, alias: str
+    ) -> None:
+        """Remove one alias of a key.
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            id_or_alias: the key's UUID or one of its aliases.
+            alias: the alias to remove.
+
+        Raises:
+            KeyNotFound: no such key.
+            KeyDeleted: the key is destroyed.
+            AliasNotFound: the key has no such alias.
+        """
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            record = uow.aliases.get(instance_id, alias) if isinstance(alias, str) else None
+            if record is None or record.key_id != key.id:
+                raise AliasNotFound()
+            uow.aliases.delete(instance_id, alias)
+            return replace(key, updated_at=now)
+
+        self._change(
+            actor,
+            instance_id,
+            id_or_alias,
+            Action.EDIT,
+            EventAction.ALIAS_DELETE,
+            apply,
+            detail=(("alias", str(alias)),),
+            forget=False,
+        )
+
+    # ------------------------------------------------------------------------------- key rings
+
+    def create_key_ring(
+        self, actor: Principal, instance_id: str, key_ring_id: str
+    ) -> KeyRingRecord:
+        """Create a key ring.
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            key_ring_id: the new ring's id.
+
+        Returns:
+            The stored key ring.
+
+        Raises:
+            InvalidField: the id breaks the key ring id rule.
+            KeyRingReserved: the id is ``default``.
+            InstanceNotFound: no such instance.
+            KeyRingExists: the id is taken.
+            KeyRingLimitExceeded: the instance has 50 key rings.
+        """
+        ring_id = v.validate_key_ring_id(key_ring_id)
+        if ring_id == v.DEFAULT_KEY_RING:
+            raise KeyRingReserved()
+        now = self._clock.now()
+        record = KeyRingRecord(instance_id, ring_id, now, actor.id)
+        try:
+            with self._uow() as uow:
+                self._instance(uow, instance_id)
+                if uow.key_rings.get(instance_id, ring_id) is not None:
+                    raise KeyRingExists()
+                if uow.key_rings.count(instance_id) >= v.KEY_RINGS_PER_INSTANCE:
+                    raise KeyRingLimitExceeded(v.KEY_RINGS_PER_INSTANCE)
+                uow.key_rings.add(record)
+                event = KmsEvent(EventAction.KEY_RING_CREATE, instance_id, ring_id, actor.id, now)
+                self._audit.record(uow, event)
+                uow.commit()
+        except AlreadyExists:
+            raise KeyRingExists() from None
+        return record
+
+    def list_key_rings(
+        self, instance_id: str, limit: int = 100, offset: int = 0
+    ) -> tuple[list[KeyRingRecord], int]:
+        """One page of the instance's key rings and how many there are.
+
+        Args:
+            instance_id: the instance.
+            limit: page size (1-5,000).
+            offset: 0-based start.
+
+        Returns:
+            ``(key rings, total)``, oldest first.
+
+        Raises:
+            InvalidField: bad limit or offset.
+            InstanceNotFound: no such instance.
+        """
+        v.validate_page(limit, offset)
+        with self._uow(read_only=True) as uow:
+            self._instance(uow, instance_id)
+            return uow.key_rings.list(instance_id, limit, offset), uow.key_rings.count(instance_id)
+
+    def delete_key_ring(
+        self, actor: Principal, instance_id: str, key_ring_id: str, *, force: bool = False
+    ) -> None:
+        """Delete an empty key ring; with ``force``, destroyed keys in it move to ``default``.
+
+        Args:
+            actor: who does it (recorded as the actor).
+            instance_id: the instance.
+            key_ring_id: the ring.
+            force: move destroyed keys to ``default`` instead of refusing.
+
+        Raises:
+            InvalidField: the id breaks the key ring id rule.
+            KeyRingReserved: the id is ``default``.
+            KeyRingNotFound: no such key ring.
+            KeyRingNotEmpty: it holds keys that are not destroyed, or destroyed keys and
+                ``force`` is False.
+        """
+        ring_id = v.validate_key_ring_id(key_ring_id)
+        if ring_id == v.DEFAULT_KEY_RING:
+            raise KeyRingReserved()
+        for attempt in range(self._max_attempts):
+            now = self._clock.now()
+            with self._uow() as uow:
+                if uow.key_rings.get(instance_id, ring_id) is None:
+                    raise KeyRingNotFound()
+                if uow.keys.count_in_ring(instance_id, ring_id, _LIVE_STATES):
+                    raise KeyRingNotEmpty(destroyed_only=False)
+                moved = 0
+                if uow.keys.count_in_ring(instance_id, ring_id, _DESTROYED):
+                    if not force:
+                        raise KeyRingNotEmpty(destroyed_only=True)
+                    moved = uow.keys.move_ring(instance_id, ring_id, v.DEFAULT_KEY_RING, _DESTROYED)
+                uow.key_rings.delete(instance_id, ring_id)
+                detail = (("force", str(force).lower()), ("moved_keys", str(moved)))
+                event = KmsEvent(
+                    EventAction.KEY_RING_DELETE, instance_id, ring_id, actor.id, now, detail=detail
+                )
+                self._audit.record(uow, event)
+                try:
+                    uow.commit()
+                except VersionConflict:
+                    if attempt + 1 == self._max_attempts:
+                        raise
+                    continue
+            return
+
+    def patch_key_ring(
+        self,
+        actor: Principal,
+        instance_id: str,
+        id_or_alias: str,
+        key_ring_id: str,
+        *,
+        current_key_ring_id: str | None = None,
+    ) -> KeyView:
+        """Move a key to another key ring.
+
+        Args:
+            actor: who moves it.
+            instance_id: the instance.
+            id_or_alias: the key.
+            key_ring_id: the target ring.
+            current_key_ring_id: if given, the key must be in this ring (else KeyNotFound).
+
+        Returns:
+            The key in its new ring.
+
+        Raises:
+            InvalidField: a ring id breaks the rule.
+            KeyNotFound: no such key (in ``current_key_ring_id``).
+            KeyRingNotFound: the target ring does not exist.
+            KeyDeleted: the key is destroyed.
+        """
+        target = v.validate_key_ring_id(key_ring_id)
+        current = None
+        if current_key_ring_id is not None:
+            current = v.validate_key_ring_id(current_key_ring_id)
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if current is not None and key.key_ring_id != current:
+                raise KeyNotFound()
+            if uow.key_rings.get(instance_id, target) is None:
+                raise KeyRingNotFound()
+            return replace(key, key_ring_id=target, updated_at=now)
+
+        return self._change(
+            actor,
+            instance_id,
+            id_or_alias,
+            Action.EDIT,
+            EventAction.KEY_MOVE,
+            apply,
+            detail=(("key_ring_id", target),),
+            forget=False,
+        )
+
+    # ------------------------------------------------------------------------------- internals
+
+    def _instance(self, uow: UnitOfWork, instance_id: str) -> InstanceRecord:
+        record = uow.instances.get(instance_id) if isinstance(instance_id, str) else None
+        if record is None:
+            raise InstanceNotFound()
+        return record
+
+    def _resolve(self, uow: UnitOfWork, instance_id: str, id_or_alias: str) -> KeyRecord:
+        """The key named by a UUID or an alias, in this instance."""
+        if not isinstance(id_or_alias, str) or not id_or_alias:
+            raise KeyNotFound()
+        key_id = _key_id(id_or_alias)
+        if key_id is None:
+            alias = uow.aliases.get(instance_id, id_or_alias)
+            if alias is None:
+                raise KeyNotFound()
+            key_id = alias.key_id
+        record = uow.keys.get(instance_id, key_id)
+        if record is None:
+            raise KeyNotFound()
+        return record
+
+    def _view(self, uow: UnitOfWork, record: KeyRecord, now: datetime) -> KeyView:
+        aliases = [a.alias for a in uow.aliases.list_for_key(record.instance_id, record.id)]
+        return view_of(record, aliases, now, self._timers)
+
+    def _check_query_scope(self, uow: UnitOfWork, query: KeyQuery) -> None:
+        self._instance(uow, query.instance_id)
+        ring = query.key_ring_id
+        if ring is not None and uow.key_rings.get(query.instance_id, ring) is None:
+            raise KeyRingNotFound()
+        if query.search is not None and self._search_scope_limit:
+            scope = uow.keys.count(replace(query, search=None))
+            if scope > self._search_scope_limit:
+                raise SearchTooBroad(self._search_scope_limit)
+
+    def _forget(self, instance_id: str, key_id: str) -> None:
+        """Make the unit drop cached handles of a key; a sealed unit holds none."""
+        with contextlib.suppress(UnitSealed):
+            self._units.for_instance(instance_id).forget(key_id)
+
+    def _change(
+        self,
+        actor: Principal,
+        instance_id: str,
+        id_or_alias: str,
+        action: Action,
+        event: EventAction,
+        apply: _Apply,
+        *,
+        detail: tuple[tuple[str, str], ...] = (),
+        forget: bool = True,
+    ) -> KeyView:
+        """Load, check, apply, write with the expected row version, audit, commit, forget."""
+        for attempt in range(self._max_attempts):
+            now = self._clock.now()
+            with self._uow() as uow:
+                key = self._resolve(uow, instance_id, id_or_alias)
+                state = effective_state(key, now)
+                check_kind(key.extractable, action)
+                next_state = check(state, action)
+                updated = apply(uow, key, next_state, now)
+                try:
+                    stored = uow.keys.update(updated, key.row_version)
+                    self._audit.record(
+                        uow,
+                        KmsEvent(
+                            event,
+                            instance_id,
+                            key.id,
+                            actor.id,
+                            now,
+                            from_state=int(state),
+                            to_state=stored.state,
+                            key_version_id=stored.current_version_id,
+                            detail=detail,
+                        ),
+                    )
+                    view = self._view(uow, stored, now)
+                    uow.commit()
+                except VersionConflict:
+                    # Someone changed the key first (seen at the update, or at commit in stores
+                    # that check there): start again from a fresh read.
+                    if attempt + 1 == self._max_attempts:
+                        raise
+                    continue
+            if forget:
+                self._forget(instance_id, key.id)
+            return view
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _load_for_crypto(
+        self, instance_id: str, id_or_alias: str, action: Action, version_ids: tuple[str, ...]
+    ) -> tuple[KeyRecord, dict[str, SealedBlob], KeyUnit]:
+        """Read and check the key; read the blobs of its newest version and ``version_ids``.
+
+        Blobs that do not belong to this key (another owner, not root-key material) are left
+        out, so a ciphertext naming another key's version finds nothing.
+        """
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            key = self._resolve(uow, instance_id, id_or_alias)
+            check_kind(key.extractable, action)
+            check(effective_state(key, now), action)
+            wanted = list(dict.fromkeys((key.current_version_id, *version_ids)))
+            found = uow.blobs.get_many(instance_id, wanted)
+        blobs = {
+            blob_id: _sealed(record)
+            for blob_id, record in found.items()
+            if record.owner_id == key.id and record.purpose == PURPOSE_ROOT_KEY
+        }
+        if key.current_version_id not in blobs:
+            raise InternalError("the material of the key's newest version is missing")
+        return key, blobs, self._units.for_instance(instance_id)
+
+    def _load_for_unwrap(
+        self, instance_id: str, id_or_alias: str, action: Action, version_id: str | None
+    ) -> tuple[KeyRecord, SealedBlob, SealedBlob, KeyUnit]:
+        """:meth:`_load_for_crypto` for a ciphertext naming ``version_id``.
+
+        Returns:
+            ``(key, blob of version_id, blob of the newest version, unit)``.
+
+        Raises:
+            UnwrapFailed: the ciphertext names no version of this key.
+        """
+        wanted = () if version_id is None else (version_id,)
+        key, blobs, unit = self._load_for_crypto(instance_id, id_or_alias, action, wanted)
+        source = None if version_id is None else blobs.get(version_id)
+        if source is None:
+            raise UnwrapFailed()
+        return key, source, blobs[key.current_version_id], unit
+
+    def _expire_one(self, instance_id: str, key_id: str, now: datetime) -> bool:
+        """Write state 3 for one key whose expiration has passed; False if nothing to do."""
+        for _ in range(self._max_attempts):
+            with self._uow() as uow:
+                key = uow.keys.get(instance_id, key_id)
+                if key is None or key.expires_at is None or key.expires_at > now:
+                    return False
+                stored_state = stored_state_of(key)
+                if stored_state not in EXPIRABLE_STATES:
+                    return False
+                next_state = check(stored_state, Action.EXPIRE)
+                updated = replace(key, state=int(next_state), updated_at=now, last_action_at=now)
+                try:
+                    uow.keys.update(updated, key.row_version)
+                    event = KmsEvent(
+                        EventAction.KEY_EXPIRE,
+                        instance_id,
+                        key_id,
+                        SYSTEM.id,
+                        now,
+                        from_state=int(stored_state),
+                        to_state=int(next_state),
+                    )
+                    self._audit.record(uow, event)
+                    uow.commit()
+                except VersionConflict:
+                    continue
+            self._forget(instance_id, key_id)
+            return True
+        return False
+
+    def _purge(
+        self,
+        actor: Principal,
+        instance_id: str,
+        id_or_alias: str,
+        *,
+        enforce_delay: bool,
+        now: datetime | None = None,
+    ) -> KeyView:
+        for attempt in range(self._max_attempts):
+            when = now or self._clock.now()
+            with self._uow() as uow:
+                key = self._resolve(uow, instance_id, id_or_alias)
+                state = effective_state(key, when)
+                check(state, Action.PURGE)
+                deleted_at = key.deleted_at or key.last_action_at
+                if enforce_delay and when < deleted_at + self._timers.purge_after:
+                    raise PurgeTooEarly()
+                view = self._view(uow, key, when)
+                try:
+                    # Claim the row first: a concurrent restore makes this fail instead of the
+                    # purge deleting a key that is active again.
+                    uow.keys.update(replace(key, updated_at=when), key.row_version)
+                    uow.aliases.delete_for_key(instance_id, key.id)
+                    uow.blobs.delete_for_owner(instance_id, key.id)
+                    uow.versions.delete_for_key(instance_id, key.id)
+                    uow.keys.delete(instance_id, key.id)
+                    event = KmsEvent(
+                        EventAction.KEY_PURGE,
+                        instance_id,
+                        key.id,
+                        actor.id,
+                        when,
+                        from_state=int(state),
+                        to_state=None,
+                        detail=(("automatic", str(not enforce_delay).lower()),),
+                    )
+                    self._audit.record(uow, event)
+                    uow.commit()
+                except VersionConflict:
+                    if attempt + 1 == self._max_attempts:
+                        raise
+                    continue
+            self._forget(instance_id, key.id)
+            return view
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _to_state(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+    """The plain state change: new state, updated now, last action now."""
+    return replace(key, state=int(state), updated_at=now, last_action_at=now)
