@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kyok.errors import Conflict, InvalidInput, NotFound, Unavailable, Unprocessable
+from kyok.errors import Conflict, InternalError, InvalidInput, NotFound, Unavailable
 
 
 class UnitSealed(Unavailable):
@@ -41,8 +41,11 @@ class BadKeyPart(InvalidInput):
     code = "BAD_KEY_PART_ERR"
 
 
-class BlobCorrupt(Unprocessable):
-    """A sealed blob did not open: altered, misplaced, or sealed by another master key."""
+class BlobCorrupt(InternalError):
+    """A stored blob did not open: altered, misplaced, or sealed by an unknown master key.
+
+    Never the caller's fault (a bad *ciphertext* from a caller is ``UnwrapFailed``, a 422):
+    the store holds something it should not, so this is a server-side error."""
 
     code = "BLOB_CORRUPT_ERR"
 

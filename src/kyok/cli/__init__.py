@@ -1,0 +1,1 @@
+"""The ``kyok`` command line (Typer + Rich)."""

@@ -1,0 +1,1003 @@
+"""``kyok ceremony``: the custodians' offline steps and the crypto unit's ceremony steps.
+
+Offline, on each custodian's own machine:
+    kyok ceremony sigkey create alice.pem        administrator signature key (+ alice.pub.pem)
+    kyok ceremony keypart create alice.kpart     a 256-bit master-key part, shows its KCV
+
+At the unit (this node's data directory or database):
+    kyok ceremony init --seal shares             a new instance and its unit, in imprint mode
+    kyok ceremony admin add --name alice --pubkey alice.pub.pem
+    kyok ceremony admin add --name bob --pubkey bob.pub.pem --sign alice.pem
+    kyok ceremony thresholds --signature 2 --revocation 2 --sign alice.pem
+    kyok ceremony master-key create --scheme shamir --threshold 2 \\
+        --custodian alice.kpart:alice.pem --custodian bob.kpart:bob.pem --custodian carol.kpart:carol.pem \\
+        --sign alice.pem --sign bob.pem
+    kyok ceremony status | transcript | verify FILE
+
+Every signed command takes ``--sign KEYFILE`` (repeat for each administrator) or ``--out FILE``
+to write a command file that administrators sign elsewhere (``kyok ceremony sign``) before
+``kyok ceremony submit``. ``--custodian PART:SIGKEY`` loads a custodian's part, signed with their
+own key; commands that need a master key in memory take it to unseal first.
+
+Local mode: the unit lives in this command's process, so a partly loaded register does not
+outlast the command; load, commit and activate happen in one ``master-key create``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from kyok.bootstrap import Node, open_node
+from kyok.cli._output import (
+    EXIT_BROKEN,
+    console,
+    emit_json,
+    fail,
+    guarded,
+    note,
+    table,
+)
+from kyok.cli._secrets import PassphraseReader
+from kyok.crypto.encoding import b64e
+from kyok.crypto.mkvp import pretty
+from kyok.errors import InvalidInput
+from kyok.unit.commands import Command, SignedCommand
+from kyok.unit.errors import CeremonyRejected, UnitNotFound
+from kyok.unit.keypart import KeyPart, peek, read_part_file, write_part_file
+from kyok.unit.sigkey import create_sigkey, read_public_key, read_sigkey
+from kyok.unit.state import Register
+from kyok.unit.transcript import parse_export, verify_export
+from kyok.unit.transport import load_part_command
+from kyok.unit.unit import CryptoUnit
+
+app = typer.Typer(
+    help="The key ceremony: administrators, master-key parts, registers and the verifiable transcript.",
+    no_args_is_help=True,
+)
+sigkey_app = typer.Typer(
+    help="Administrator signature keys (custodian, offline).", no_args_is_help=True
+)
+keypart_app = typer.Typer(help="Master-key parts (custodian, offline).", no_args_is_help=True)
+admin_app = typer.Typer(help="Add or remove crypto-unit administrators.", no_args_is_help=True)
+mk_app = typer.Typer(help="Create, activate or clear master keys.", no_args_is_help=True)
+app.add_typer(sigkey_app, name="sigkey")
+app.add_typer(keypart_app, name="keypart")
+app.add_typer(admin_app, name="admin")
+app.add_typer(mk_app, name="master-key")
+
+# ---------------------------------------------------------------- shared options
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="KYOK_DATA_DIR",
+        help="Node data directory (default ./kyok-data).",
+        show_default=False,
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="KYOK_DATABASE_URL",
+        help="Database URL (default: SQLite in the data directory).",
+        show_default=False,
+    ),
+]
+Instance = Annotated[
+    str | None,
+    typer.Option(
+        "--instance",
+        envvar="KYOK_INSTANCE_ID",
+        help="Instance id (default: the only instance).",
+        show_default=False,
+    ),
+]
+Sign = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--sign",
+        help="An administrator's signature-key file; repeat for each signer.",
+        show_default=False,
+    ),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Write the command to this file for signing elsewhere instead of submitting it.",
+        show_default=False,
+    ),
+]
+Custodians = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--custodian",
+        help="PART:SIGKEY — a custodian's part file and their own signature-key file; repeat per custodian.",
+        show_default=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
+
+
+@dataclass
+class _Target:
+    node: Node
+    unit: CryptoUnit
+    instance_id: str
+
+
+def _open(data_dir: Path | None, database_url: str | None) -> Node:
+    from kyok.settings import Settings
+
+    return open_node(Settings.from_env(data_dir=data_dir, database_url=database_url))
+
+
+def _resolve_instance(node: Node, instance: str | None) -> str:
+    if instance:
+        return instance
+    instances = node.service.list_instances()
+    if not instances:
+        fail("this node has no instance yet: run `kyok ceremony init`")
+    if len(instances) > 1:
+        ids = ", ".join(i.id for i in instances)
+        fail(f"this node has several instances ({ids}): choose one with --instance")
+    return instances[0].id
+
+
+def _target(data_dir: Path | None, database_url: str | None, instance: str | None) -> _Target:
+    node = _open(data_dir, database_url)
+    instance_id = _resolve_instance(node, instance)
+    return _Target(node, node.units.for_instance(instance_id), instance_id)
+
+
+def _signers(paths: list[Path] | None, pw: PassphraseReader) -> list[Any]:
+    return [read_sigkey(p, pw.get(p, purpose="signature key")) for p in (paths or [])]
+
+
+def _custodians(specs: list[str] | None) -> list[tuple[Path, Path]]:
+    out = []
+    for spec in specs or []:
+        part, sep, key = spec.rpartition(":")
+        if not sep or not part or not key:
+            raise InvalidInput(f"--custodian takes PART:SIGKEY (got {spec!r})")
+        out.append((Path(part), Path(key)))
+    return out
+
+
+def _submit_or_write(
+    unit: CryptoUnit, name: str, args: dict[str, Any], signers: list[Any], out: Path | None
+) -> dict[str, Any] | None:
+    cmd = SignedCommand(unit.unit_id, unit.state.seq, name, args)
+    for key in signers:
+        cmd = cmd.signed_by(key)
+    if out is not None:
+        from kyok.unit.files import write_public
+
+        write_public(out, cmd.dumps().encode())
+        note(f"wrote {name} (sequence {cmd.seq}) with {len(cmd.signatures)} signature(s) to {out}")
+        note("sign it with `kyok ceremony sign`, then run `kyok ceremony submit`")
+        return None
+    return unit.submit(cmd)
+
+
+@dataclass
+class _Custodian:
+    path: Path
+    part: KeyPart
+    key: Any  # SigningKey
+
+
+def _read_custodians(specs: list[str] | None, pw: PassphraseReader) -> list[_Custodian]:
+    """Open every custodian's part and signature key first, so a bad file or passphrase stops
+    the command before anything reaches the unit."""
+    out = []
+    for part_path, key_path in _custodians(specs):
+        part = read_part_file(part_path, pw.get(part_path, purpose="key part"))
+        key = read_sigkey(key_path, pw.get(key_path, purpose="signature key"))
+        out.append(_Custodian(part_path, part, key))
+    return out
+
+
+def _load_parts(
+    unit: CryptoUnit,
+    custodians: list[_Custodian],
+    *,
+    register: Register | None = None,
+    parts_total: int | None = None,
+) -> list[dict[str, Any]]:
+    """Load each custodian's part, signed with their own key; route by KCV unless told."""
+    routes = [register or _register_of(unit, c.part) for c in custodians]
+    results = []
+    for c, target in zip(custodians, routes, strict=True):
+        cmd, sealed = load_part_command(
+            unit_id=unit.unit_id,
+            seq=unit.state.seq,
+            register=target.value,
+            part=c.part,
+            transport=unit.transport_public_key(),
+            parts=parts_total if target is Register.NEW else None,
+        )
+        result = unit.submit(cmd.signed_by(c.key), sealed_part=sealed)
+        result["label"] = c.part.label
+        results.append(result)
+        needed = result.get("needed", result.get("parts"))
+        note(
+            f"loaded part {c.part.label or c.path} (KCV {pretty(c.part.kcv)}) into {target.value}: {result['loaded']} of {needed}"
+        )
+    return results
+
+
+def _check_signers(unit: CryptoUnit, signers: list[Any], what: str) -> None:
+    """Refuse early when the given keys cannot meet the signature threshold."""
+    state = unit.state
+    admins = {a.id for a in state.admins}
+    ids = {k.verifying_key().fingerprint for k in signers}
+    unknown = ids - admins
+    if unknown:
+        raise CeremonyRejected(
+            f"{len(unknown)} of the --sign keys are not administrators of this unit"
+        )
+    if len(ids) < state.signature_threshold:
+        raise CeremonyRejected(
+            f"{what} needs {state.signature_threshold} administrator signatures: give that many --sign keys"
+        )
+
+
+def _register_of(unit: CryptoUnit, part: KeyPart) -> Register:
+    for register, record in unit.state.records():
+        if part.kcv in record.kcvs:
+            return register
+    raise CeremonyRejected(
+        f"the part with KCV {pretty(part.kcv)} belongs to no master key of this unit"
+    )
+
+
+def _status_tables(unit: CryptoUnit) -> None:
+    status = unit.status()
+    s = status.state
+    console.print(
+        table(
+            "Crypto unit",
+            ["unit", "instance", "seal", "sealed", "mode", "next sequence", "transcript entries"],
+            [
+                [
+                    s.unit_id,
+                    s.instance_id,
+                    s.seal,
+                    "yes" if status.sealed else "no",
+                    "imprint"
+                    if s.imprint
+                    else f"signature {s.signature_threshold}, revocation {s.revocation_threshold}",
+                    s.seq,
+                    s.n,
+                ]
+            ],
+        )
+    )
+    if unit.tampered:
+        console.print(f"[bold red]TAMPERED:[/] {unit.tampered}")
+    console.print(
+        table(
+            "Administrators",
+            ["name", "id", "algorithm"],
+            [[a.name, a.id[:32], a.algorithm] for a in s.admins],
+        )
+    )
+    rows = [
+        [
+            r.register,
+            r.state,
+            r.epoch,
+            pretty(r.mkvp) if r.mkvp else None,
+            r.scheme,
+            f"{r.loaded}/{r.needed}" if r.needed else None,
+            "yes" if r.in_memory else "no",
+        ]
+        for r in status.registers
+    ]
+    console.print(
+        table(
+            "Master-key registers",
+            ["register", "state", "epoch", "MKVP", "scheme", "parts", "in memory"],
+            rows,
+        )
+    )
+    if status.rotation_remaining is not None:
+        console.print(
+            f"master-key rotation in progress: {status.rotation_remaining} blob(s) still under the previous key"
+        )
+
+
+# ---------------------------------------------------------------- custodian: offline
+
+
+@sigkey_app.command("create")
+@guarded
+def sigkey_create(
+    out: Annotated[
+        Path, typer.Argument(help="Where to write the encrypted private key (PKCS#8 PEM).")
+    ],
+    algorithm: Annotated[
+        str, typer.Option(help="ed25519, ecdsa-p256, ecdsa-p384 or ml-dsa-65.")
+    ] = "ed25519",
+    force: Force = False,
+    json_out: Json = False,
+) -> None:
+    """Make an administrator signature key on this machine.
+
+    The private key stays in OUT, encrypted under your passphrase (at least 8 characters);
+    its public key goes to OUT with .pub.pem, which is what the unit gets.
+    """
+    pw = PassphraseReader()
+    public = create_sigkey(
+        out, pw.get(out, purpose="new signature key", confirm=True), algorithm, overwrite=force
+    )
+    from kyok.unit.sigkey import public_path_for
+
+    info = {
+        "private_key": str(out),
+        "public_key": str(public_path_for(out)),
+        "algorithm": public.algorithm.value,
+        "fingerprint": public.fingerprint,
+    }
+    if json_out:
+        emit_json(info)
+    else:
+        console.print(
+            table(
+                "Signature key",
+                ["private key", "public key", "algorithm", "fingerprint"],
+                [list(info.values())],
+            )
+        )
+
+
+@sigkey_app.command("show")
+@guarded
+def sigkey_show(
+    path: Annotated[
+        Path, typer.Argument(help="A public key (.pub.pem) or an encrypted private key.")
+    ],
+    json_out: Json = False,
+) -> None:
+    """Show a signature key's algorithm and fingerprint (the administrator id)."""
+    data = path.read_bytes()
+    if b"PRIVATE KEY" in data:
+        public = read_sigkey(
+            path, PassphraseReader().get(path, purpose="signature key")
+        ).verifying_key()
+    else:
+        public = read_public_key(path)
+    info = {
+        "file": str(path),
+        "algorithm": public.algorithm.value,
+        "fingerprint": public.fingerprint,
+    }
+    if json_out:
+        emit_json(info)
+    else:
+        console.print(table(None, ["file", "algorithm", "fingerprint"], [list(info.values())]))
+
+
+@keypart_app.command("create")
+@guarded
+def keypart_create(
+    out: Annotated[Path, typer.Argument(help="Where to write the encrypted part file.")],
+    label: Annotated[
+        str, typer.Option(help="A label for this part, e.g. the custodian's name.")
+    ] = "",
+    force: Force = False,
+    json_out: Json = False,
+) -> None:
+    """Make a 256-bit master-key part on this machine, encrypted under your passphrase.
+
+    Note the key check value (KCV) it shows: the unit shows the same value when the part loads.
+    """
+    pw = PassphraseReader()
+    part = KeyPart.generate(label or out.stem)
+    write_part_file(out, part, pw.get(out, purpose="new key part", confirm=True), overwrite=force)
+    info = {"file": str(out), "label": part.label, "kcv": part.kcv}
+    if json_out:
+        emit_json(info)
+    else:
+        console.print(
+            table(
+                "Master-key part",
+                ["file", "label", "KCV"],
+                [[str(out), part.label, pretty(part.kcv)]],
+            )
+        )
+
+
+@keypart_app.command("check")
+@guarded
+def keypart_check(
+    path: Annotated[Path, typer.Argument(help="A part file.")],
+    json_out: Json = False,
+) -> None:
+    """Open a part file with its passphrase and show its KCV (proves the file and passphrase work)."""
+    meta = peek(path.read_bytes())
+    part = read_part_file(path, PassphraseReader().get(path, purpose="key part"))
+    info = {"file": str(path), "label": part.label, "kcv": part.kcv, "created": meta.get("created")}
+    if json_out:
+        emit_json(info)
+    else:
+        console.print(
+            table(
+                "Master-key part: intact",
+                ["file", "label", "KCV", "created"],
+                [[str(path), part.label, pretty(part.kcv), meta.get("created")]],
+            )
+        )
+
+
+# ---------------------------------------------------------------- the unit
+
+
+@app.command("init")
+@guarded
+def init(
+    seal: Annotated[
+        str,
+        typer.Option(
+            help="shares (custodians unseal after each restart) or dev (INSECURE: key in a file)."
+        ),
+    ] = "shares",
+    name: Annotated[str, typer.Option(help="The new instance's name.")] = "default",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: Json = False,
+) -> None:
+    """Create a new instance and its crypto unit, in imprint mode, ready for the ceremony.
+
+    With --seal dev the unit gets a random master key at once, kept in a file: development only.
+    """
+    from kyok.auth.principals import SYSTEM
+
+    node = _open(data_dir, database_url)
+    with node:
+        instance = node.service.create_instance(SYSTEM, name, seal=seal)
+        unit = node.units.for_instance(instance.id)
+        info = {
+            "instance_id": instance.id,
+            "unit_id": unit.unit_id,
+            "seal": seal,
+            "imprint": unit.state.imprint,
+        }
+        if json_out:
+            emit_json(info)
+        else:
+            console.print(
+                table(
+                    "New instance",
+                    ["instance", "unit", "seal"],
+                    [[instance.id, unit.unit_id, seal]],
+                )
+            )
+            if seal == "dev":
+                note(
+                    "[yellow]dev seal: the master key sits in a file in the data directory — never use this in production[/]"
+                )
+            else:
+                note(
+                    "next: add administrators with `kyok ceremony admin add` (the first needs no signature)"
+                )
+
+
+@app.command("status")
+@guarded
+def status(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Show the unit: administrators, thresholds, sequence number, registers with their MKVPs."""
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        if json_out:
+            out = t.unit.status().to_json()
+            out["tampered"] = t.unit.tampered
+            emit_json(out)
+        else:
+            _status_tables(t.unit)
+
+
+@admin_app.command("add")
+@guarded
+def admin_add(
+    name: Annotated[str, typer.Option(help="The administrator's name.")],
+    pubkey: Annotated[Path, typer.Option(help="Their public key file (.pub.pem).")],
+    sign: Sign = None,
+    out: Out = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Add an administrator. The first is added without signatures (imprint); later ones need
+    one signature in imprint mode, then the signature threshold."""
+    public = read_public_key(pubkey)
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        result = _submit_or_write(
+            t.unit,
+            Command.ADD_ADMIN,
+            {"name": name, "public_key": b64e(public.der)},
+            _signers(sign, PassphraseReader()),
+            out,
+        )
+        if result is not None:
+            _done(
+                json_out,
+                {"added": name, "id": public.fingerprint, "admins": len(t.unit.state.admins)},
+            )
+
+
+@admin_app.command("remove")
+@guarded
+def admin_remove(
+    admin: Annotated[str, typer.Argument(help="The administrator's name or id.")],
+    sign: Sign = None,
+    out: Out = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Remove an administrator (needs the revocation threshold of signatures)."""
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        match = [a for a in t.unit.state.admins if a.name == admin or a.id == admin.lower()]
+        if not match:
+            fail(f"no administrator {admin!r}")
+        result = _submit_or_write(
+            t.unit,
+            Command.REMOVE_ADMIN,
+            {"admin": match[0].id},
+            _signers(sign, PassphraseReader()),
+            out,
+        )
+        if result is not None:
+            _done(json_out, {"removed": match[0].name, "admins": len(t.unit.state.admins)})
+
+
+@app.command("thresholds")
+@guarded
+def thresholds(
+    signature: Annotated[int, typer.Option(help="Signatures needed for ceremony commands.")],
+    revocation: Annotated[int, typer.Option(help="Signatures needed to remove an administrator.")],
+    sign: Sign = None,
+    out: Out = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Set the signature and revocation thresholds (1 to the number of administrators).
+
+    The first time, this leaves imprint mode."""
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        result = _submit_or_write(
+            t.unit,
+            Command.SET_THRESHOLDS,
+            {"signature": signature, "revocation": revocation},
+            _signers(sign, PassphraseReader()),
+            out,
+        )
+        if result is not None:
+            _done(json_out, {"signature_threshold": signature, "revocation_threshold": revocation})
+
+
+def _done(json_out: bool, info: dict[str, Any]) -> None:
+    if json_out:
+        emit_json(info)
+    else:
+        console.print(table(None, list(info), [list(info.values())]))
+
+
+@mk_app.command("create")
+@guarded
+def master_key_create(
+    custodian: Custodians = None,
+    scheme: Annotated[
+        str,
+        typer.Option(
+            help="xor: every part needed (n-of-n, as HPCS); shamir: any --threshold of them."
+        ),
+    ] = "shamir",
+    threshold: Annotated[
+        int | None, typer.Option(help="Parts needed to unseal (shamir); xor always needs all.")
+    ] = None,
+    sign: Sign = None,
+    expect_mkvp: Annotated[
+        str | None,
+        typer.Option(help="Refuse unless the assembled key has this MKVP (spaces ignored)."),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Commit without asking to confirm the MKVP.")
+    ] = False,
+    activate: Annotated[
+        bool, typer.Option(help="Activate after committing (a rotation if the unit has a key).")
+    ] = True,
+    reencrypt: Annotated[
+        bool, typer.Option(help="After a rotating activation, re-encrypt every blob now.")
+    ] = True,
+    unseal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--unseal",
+            help="PART:SIGKEY of the current key's custodians, when rotating a sealed unit.",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Load every custodian's part into the new register, confirm its MKVP, commit and activate.
+
+    Each part is sealed to the unit's transport key and signed by its custodian's own key;
+    commit and activation need the signature threshold (--sign). When the unit already has a
+    master key this is a rotation: every key blob is re-encrypted under the new key.
+    """
+    parts = _custodians(custodian)
+    if len(parts) < 2:
+        fail("a master key has at least two parts: give --custodian PART:SIGKEY for each")
+    if scheme not in ("xor", "shamir"):
+        fail("--scheme is xor or shamir")
+    k = len(parts) if scheme == "xor" else threshold
+    if k is None:
+        fail("a shamir master key needs --threshold (parts needed to unseal)")
+    t = _target(data_dir, database_url, instance)
+    pw = PassphraseReader()
+    with t.node:
+        unit = t.unit
+        # Everything that can be checked is checked before the first part reaches the unit.
+        unsealers = _read_custodians(unseal, pw)
+        custodians = _read_custodians(custodian, pw)
+        signers = _signers(sign, pw)
+        from kyok.crypto.mkvp import mkvp as compute_mkvp
+        from kyok.crypto.xorsplit import xor_bytes
+
+        mkvp = compute_mkvp(xor_bytes(*(c.part.secret() for c in custodians)))
+        if len({c.part.kcv for c in custodians}) != len(custodians):
+            fail("the same part is given twice")
+        if expect_mkvp is not None and expect_mkvp.replace(" ", "").lower() != mkvp:
+            fail(
+                f"these parts assemble the master key with MKVP {pretty(mkvp)}, not the expected one: nothing was loaded"
+            )
+        state = unit.state
+        if state.imprint:
+            fail("the unit is in imprint mode: set the thresholds first (kyok ceremony thresholds)")
+        if state.pending is not None:
+            fail("a committed master key waits for activation: activate it or clear it first")
+        if activate and state.previous is not None:
+            fail(
+                "a master-key rotation is still re-encrypting: run `kyok ceremony reencrypt` first"
+            )
+        _check_signers(unit, signers, "committing a master key")
+        note(f"these parts assemble the master key with MKVP {pretty(mkvp)}")
+        if expect_mkvp is None and not yes:
+            if not sys.stdin.isatty():
+                fail("confirm the MKVP with --expect-mkvp (or --yes): nothing was loaded")
+            if not typer.confirm(f"Do the custodians confirm MKVP {pretty(mkvp)}?", default=False):
+                fail("not confirmed: nothing was loaded")
+        if unsealers:
+            _load_parts(unit, unsealers)
+        if activate and state.current is not None and unit.sealed:
+            fail("rotating needs the current master key: give its custodians with --unseal")
+        _load_parts(unit, custodians, register=Register.NEW, parts_total=len(parts))
+        _submit_or_write(
+            unit, Command.COMMIT, {"mkvp": mkvp, "scheme": scheme, "threshold": k}, signers, None
+        )
+        note(f"committed master key {pretty(mkvp)} ({scheme}, {k} of {len(parts)} parts unseal it)")
+        info: dict[str, Any] = {
+            "mkvp": mkvp,
+            "scheme": scheme,
+            "parts": len(parts),
+            "threshold": k,
+            "committed": True,
+            "activated": False,
+        }
+        if activate:
+            result = _submit_or_write(unit, Command.ACTIVATE, {"mkvp": mkvp}, signers, None) or {}
+            info.update(
+                activated=True, epoch=result.get("epoch"), rotation=bool(result.get("rotation"))
+            )
+            note(f"activated master key {pretty(mkvp)} (epoch {result.get('epoch')})")
+            if result.get("rotation") and reencrypt:
+                info["reencrypted"] = _reencrypt(unit, 1000, json_out)
+        _done(json_out, info)
+
+
+@mk_app.command("activate")
+@guarded
+def master_key_activate(
+    mkvp: Annotated[str, typer.Option(help="The committed key's MKVP (spaces ignored).")],
+    sign: Sign = None,
+    custodian: Custodians = None,
+    out: Out = None,
+    reencrypt: Annotated[
+        bool, typer.Option(help="Re-encrypt every blob now if this is a rotation.")
+    ] = True,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Activate the committed master key. With the shares seal, give --custodian for the parts the
+    unit needs in memory (the committed key's and, for a rotation, the current key's)."""
+    t = _target(data_dir, database_url, instance)
+    pw = PassphraseReader()
+    with t.node:
+        custodians, signers = _read_custodians(custodian, pw), _signers(sign, pw)
+        _load_parts(t.unit, custodians)
+        result = _submit_or_write(
+            t.unit, Command.ACTIVATE, {"mkvp": mkvp.replace(" ", "").lower()}, signers, out
+        )
+        if result is not None:
+            info = dict(result)
+            if result.get("rotation") and reencrypt:
+                info["reencrypted"] = _reencrypt(t.unit, 1000, json_out)
+            _done(json_out, info)
+
+
+@mk_app.command("clear")
+@guarded
+def master_key_clear(
+    sign: Sign = None,
+    out: Out = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Discard the new register and any committed-but-not-activated master key."""
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        result = _submit_or_write(
+            t.unit, Command.CLEAR_NEW, {}, _signers(sign, PassphraseReader()), out
+        )
+        if result is not None:
+            _done(json_out, result)
+
+
+@app.command("unseal")
+@guarded
+def unseal_cmd(
+    custodian: Custodians = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Load custodians' parts into the registers they belong to and report whether the unit unseals.
+
+    In local mode the unit lives only as long as this command, so this proves the parts work;
+    commands that need the master key take --custodian themselves.
+    """
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        results = _load_parts(t.unit, _read_custodians(custodian, PassphraseReader()))
+        info = {
+            "sealed": t.unit.sealed,
+            "loaded": [
+                {k: r.get(k) for k in ("label", "register", "kcv", "loaded", "needed")}
+                for r in results
+            ],
+        }
+        if json_out:
+            emit_json(info)
+        else:
+            _status_tables(t.unit)
+        if t.unit.sealed:
+            raise typer.Exit(4)
+
+
+def _reencrypt(unit: CryptoUnit, batch_size: int, quiet: bool) -> int:
+    if quiet or not sys.stderr.isatty():
+
+        def report(done: int, total: int) -> None:
+            note(f"re-encrypted {done}/{total}")
+
+        return unit.reencrypt(batch_size=batch_size, progress=report)
+    columns = (
+        TextColumn("re-encrypting key blobs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("reencrypt", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return unit.reencrypt(batch_size=batch_size, progress=update)
+
+
+@app.command("reencrypt")
+@guarded
+def reencrypt_cmd(
+    custodian: Custodians = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Blobs per transaction.")
+    ] = 1000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Continue a master-key rotation: re-encrypt the remaining blobs, then retire the old key.
+
+    Safe to interrupt and run again. With the shares seal, give --custodian parts for both the
+    current and the previous master key."""
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        _load_parts(t.unit, _read_custodians(custodian, PassphraseReader()))
+        if t.unit.state.previous is None:
+            _done(json_out, {"rotation": "none in progress", "reencrypted": 0})
+            return
+        done = _reencrypt(t.unit, batch_size, json_out)
+        _done(json_out, {"reencrypted": done, "retired": t.unit.state.previous is None})
+
+
+# ---------------------------------------------------------------- command files
+
+
+@app.command("sign")
+@guarded
+def sign_cmd(
+    file: Annotated[Path, typer.Argument(help="A command file made with --out.")],
+    sigkey: Annotated[
+        list[Path], typer.Option("--sigkey", help="Your signature-key file (repeatable).")
+    ],
+) -> None:
+    """Add your signature to a command file (review what it says first: `cat` it)."""
+    cmd = SignedCommand.loads(file.read_text())
+    pw = PassphraseReader()
+    for path in sigkey:
+        cmd = cmd.signed_by(read_sigkey(path, pw.get(path, purpose="signature key")))
+    from kyok.unit.files import write_public
+
+    write_public(file, cmd.dumps().encode(), overwrite=True)
+    note(f"{cmd.command} (sequence {cmd.seq}) now has {len(cmd.signatures)} signature(s)")
+
+
+@app.command("submit")
+@guarded
+def submit_cmd(
+    file: Annotated[Path, typer.Argument(help="A signed command file.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    json_out: Json = False,
+) -> None:
+    """Submit a signed command file to the unit."""
+    cmd = SignedCommand.loads(file.read_text())
+    if cmd.command == Command.LOAD_PART:
+        fail("parts are loaded with --custodian, not from command files")
+    t = _target(data_dir, database_url, instance)
+    with t.node:
+        if cmd.unit_id != t.unit.unit_id:
+            fail(
+                f"the command is for unit {cmd.unit_id}, not this instance's unit {t.unit.unit_id}"
+            )
+        _done(json_out, {"command": cmd.command, "seq": cmd.seq, **t.unit.submit(cmd)})
+
+
+# ---------------------------------------------------------------- the transcript
+
+
+@app.command("transcript")
+@guarded
+def transcript_cmd(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the export here (default: stdout).")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+) -> None:
+    """Export the ceremony transcript (JSON Lines) for offline verification.
+
+    Reads the stored entries directly, so it works even when the unit refuses to open."""
+    node = _open(data_dir, database_url)
+    with node:
+        instance_id = _resolve_instance(node, instance)
+        unit_id = node.store.units.unit_for_instance(instance_id)
+        if unit_id is None:
+            raise UnitNotFound(f"instance {instance_id} has no crypto unit")
+        from kyok.unit.transcript import TranscriptEntry
+
+        lines = [
+            TranscriptEntry(e.n, e.entry, e.hash, e.mac).export_line()
+            for e in node.store.units.transcript(unit_id)
+        ]
+    text = "".join(line + "\n" for line in lines)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        from kyok.unit.files import write_public
+
+        write_public(out, text.encode(), overwrite=True)
+        note(f"wrote {len(lines)} entries to {out}")
+
+
+@app.command("verify")
+@guarded
+def verify_cmd(
+    file: Annotated[Path, typer.Argument(help="An exported transcript.")],
+    unit_id: Annotated[
+        str | None, typer.Option("--unit-id", help="The unit the transcript must belong to.")
+    ] = None,
+    first_admin: Annotated[
+        str | None,
+        typer.Option("--first-admin", help="Fingerprint the imprinted administrator must have."),
+    ] = None,
+    json_out: Json = False,
+) -> None:
+    """Verify an exported transcript offline: hash chain, every signature, thresholds, rules.
+
+    Needs nothing but the file. Exit code 0 only when it is intact; 3 names the first broken entry."""
+    try:
+        entries = parse_export(file.read_text().splitlines())
+    except ValueError as exc:
+        if json_out:
+            emit_json({"ok": False, "error": str(exc)})
+        fail(str(exc), EXIT_BROKEN)
+    report = verify_export(entries, unit_id=unit_id, first_admin=first_admin)
+    info: dict[str, Any] = {
+        "ok": report.ok,
+        "entries": report.entries,
+        "commands": report.commands,
+        "error": report.error,
+        "broken_at": report.broken_at,
+    }
+    if report.state is not None:
+        info["state"] = report.state.summary()
+    if json_out:
+        emit_json(info)
+    elif report.ok:
+        s = report.state
+        assert s is not None
+        console.print(
+            f"[green]intact[/]: {report.entries} entries, {report.commands} signed commands; unit {s.unit_id}"
+        )
+        _print_summary(s)
+    if not report.ok:
+        fail(f"transcript broken: {report.error}", EXIT_BROKEN)
+
+
+def _print_summary(s: Any) -> None:
+    console.print(
+        table(
+            "Administrators",
+            ["name", "id", "algorithm"],
+            [[a.name, a.id[:32], a.algorithm] for a in s.admins],
+        )
+    )
+    rows = [
+        [
+            reg.value,
+            rec.epoch,
+            pretty(rec.mkvp),
+            rec.scheme.value,
+            f"{rec.threshold} of {rec.parts}",
+        ]
+        for reg, rec in s.records()
+    ]
+    console.print(
+        table("Master keys", ["register", "epoch", "MKVP", "scheme", "unseal with"], rows)
+    )
