@@ -88,6 +88,7 @@ def test_no_master_or_root_key_bytes_at_rest(
     for k in keys:
         node.service.wrap(instance.id, k.record.id, os.urandom(32))
 
+    unit.secret_hmac("probe", b"")  # makes the unit's own secret (a sealed blob) exist
     # Recover every root key version's material from its blob with the known master key.
     kek = blobfmt.kek_for(master_key)
     secrets: dict[str, bytes] = {"master key": master_key}
@@ -102,7 +103,8 @@ def test_no_master_or_root_key_bytes_at_rest(
                 assert row is not None
                 ref = BlobRef(row.instance_id, row.owner_id, row.id, row.purpose)
                 secrets[f"{k.record.name} v{version.number}"] = blobfmt.open_(kek, ref, row.data)
-    assert len(secrets) == 1 + (3 if seal == "shares" else 0) + 8 + 3
+    secrets["unit secret"] = unit._unit_secret()  # test-only peek: it must not be at rest either
+    assert len(secrets) == 1 + (3 if seal == "shares" else 0) + 8 + 3 + 1
     assert set(imported) <= set(secrets.values())
 
     haystacks: dict[str, bytes] = {}

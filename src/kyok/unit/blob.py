@@ -28,6 +28,7 @@ PURPOSE_ROOT_KEY = "root-key"
 PURPOSE_STANDARD_KEY = "standard-key"
 PURPOSE_IMPORT_TOKEN = "import-token"  # noqa: S105 (a purpose name, not a secret)
 PURPOSE_AUDIT_SIGNING = "audit-signing"
+PURPOSE_UNIT_SECRET = "unit-secret"  # noqa: S105 (a purpose name, not a secret)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,14 @@ class UnitStateStore(Protocol):
 
     def count_blobs(self, instance_id: str) -> int: ...
 
+    def get_blob(self, instance_id: str, blob_id: str) -> StoredBlob | None:
+        """One blob by id (the unit's own internal blobs)."""
+        ...
+
+    def add_blob(self, blob: StoredBlob) -> None:
+        """Insert a blob; ``AlreadyExists`` if its id is taken (another process won the race)."""
+        ...
+
     def rewrite_blobs(self, instance_id: str, rewrites: Sequence[BlobRewrite]) -> int:
         """Apply each rewrite only where the row is still at ``old_epoch``, in one transaction.
 

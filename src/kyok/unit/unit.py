@@ -35,6 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from kyok.clock import Clock
 from kyok.crypto import shamir
 from kyok.crypto.aead import DerivedKeyAead
@@ -43,8 +46,9 @@ from kyok.crypto.errors import InvalidCiphertext
 from kyok.crypto.kdf import hkdf_sha256
 from kyok.crypto.kem import HybridPrivateKey, HybridPublicKey
 from kyok.crypto.mkvp import mkvp as compute_mkvp
+from kyok.crypto.sign import SigningKey, VerifyingKey
 from kyok.crypto.xorsplit import xor_bytes
-from kyok.errors import Forbidden, VersionConflict
+from kyok.errors import AlreadyExists, Forbidden, VersionConflict
 from kyok.unit import blob, ceremony
 from kyok.unit.blob import BlobRef, SealedBlob
 from kyok.unit.commands import Command, SignedCommand
@@ -66,6 +70,7 @@ from kyok.unit.transport import open_part, sealed_digest
 log = logging.getLogger("kyok.unit")
 
 ENVELOPE_INFO = b"kyok/v1/share-envelope/"
+SECRET_INFO = b"kyok/v1/unit-secret/"
 TRANSCRIPT_FORMAT = "kyok-transcript/1"
 MAX_MATERIAL = 8192
 
@@ -78,6 +83,16 @@ def _envelope_aead(part: bytes, unit_id: str, epoch: int) -> DerivedKeyAead:
 
 def _envelope_aad(unit_id: str, epoch: int, x: int) -> bytes:
     return lp(unit_id.encode(), str(epoch).encode(), str(x).encode())
+
+
+@dataclass(frozen=True, slots=True)
+class _Blob:
+    instance_id: str
+    owner_id: str
+    id: str
+    purpose: str
+    mk_epoch: int
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +213,8 @@ class CryptoUnit:
         self._live = Liveness()
         self._cache = HandleCache(cache_size)
         self._tampered: str | None = None
+        self._secret: bytes | None = None
+        self._derived: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -717,6 +734,8 @@ class CryptoUnit:
             self._kek.clear()
             self._new = None
             self._unseal.clear()
+            self._secret = None
+            self._derived.clear()
 
     @property
     def tampered(self) -> str | None:
@@ -803,6 +822,85 @@ class CryptoUnit:
     def forget(self, owner_id: str) -> None:
         """Drop and revoke the cached handles of a key (call on every state change)."""
         self._cache.forget(owner_id)
+
+    # ------------------------------------------------------------------ the unit's own secret
+
+    def _unit_secret(self) -> bytes:
+        """The unit's random 32-byte secret, sealed like any blob (so rotation moves it too),
+        made on first use. Keys derived from it authenticate credentials and sign tokens, so
+        whoever can write the database cannot mint either."""
+        secret = self._secret
+        if secret is not None:
+            return secret
+        self.require_unsealed()
+        with self._lock:
+            if self._secret is not None:
+                return self._secret
+            state = self._state
+            ref = BlobRef(
+                state.instance_id,
+                state.unit_id,
+                f"unit-secret:{state.unit_id}",
+                blob.PURPOSE_UNIT_SECRET,
+            )
+            row = self._store.get_blob(ref.instance_id, ref.id)
+            if row is None:
+                material = os.urandom(32)
+                sealed = self.seal_material(ref, material)
+                try:
+                    self._store.add_blob(
+                        _Blob(
+                            ref.instance_id,
+                            ref.owner_id,
+                            ref.id,
+                            ref.purpose,
+                            sealed.epoch,
+                            sealed.data,
+                        )
+                    )
+                    self._secret = material
+                    return material
+                except AlreadyExists:
+                    row = self._store.get_blob(
+                        ref.instance_id, ref.id
+                    )  # another process made it first
+                    if row is None:
+                        raise
+            self._secret = self._open(SealedBlob(ref, row.mk_epoch, row.data))
+            return self._secret
+
+    def _derive(self, label: str) -> bytes:
+        return hkdf_sha256(self._unit_secret(), info=SECRET_INFO + label.encode(), length=32)
+
+    def secret_hmac(self, label: str, data: bytes) -> bytes:
+        """HMAC-SHA256 of ``data`` under a key derived from the unit's secret for ``label``.
+
+        Raises:
+            UnitSealed: the unit is sealed.
+        """
+        key = self._derived.get("hmac:" + label)
+        if key is None:
+            key = self._derived.setdefault("hmac:" + label, self._derive(label))
+        mac = hmac.HMAC(key, hashes.SHA256())
+        mac.update(data)
+        return mac.finalize()
+
+    def _signer(self, label: str) -> SigningKey:
+        signer = self._derived.get("sign:" + label)
+        if signer is None:
+            seed = self._derive(label)
+            signer = SigningKey(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+            self._derived["sign:" + label] = signer
+        assert isinstance(signer, SigningKey)
+        return signer
+
+    def secret_sign(self, label: str, message: bytes) -> bytes:
+        """An Ed25519 signature by the unit's key for ``label`` (derived from its secret)."""
+        return self._signer(label).sign(message)
+
+    def secret_public_key(self, label: str) -> VerifyingKey:
+        """The public key matching :meth:`secret_sign` for ``label``."""
+        return self._signer(label).verifying_key()
 
     # ------------------------------------------------------------------ master-key rotation
 

@@ -106,6 +106,20 @@ class MemoryUnitStateStore:
         with self._state.lock:
             return len(self._state.blobs.partition(instance_id))
 
+    def get_blob(self, instance_id: str, blob_id: str) -> StoredBlobLike | None:
+        with self._state.lock:
+            return self._state.blobs.get((instance_id, blob_id))
+
+    def add_blob(self, blob: StoredBlobLike) -> None:
+        record = BlobRecord(
+            blob.instance_id, blob.owner_id, blob.id, blob.purpose, blob.mk_epoch, bytes(blob.data)
+        )
+        with self._state.lock:
+            pk = (record.instance_id, record.id)
+            if self._state.blobs.get(pk) is not None:
+                raise AlreadyExists("a blob with that id exists already")
+            self._state.blobs.put(pk, record)
+
     def rewrite_blobs(self, instance_id: str, rewrites: Sequence[BlobRewriteLike]) -> int:
         """Apply each rewrite where the blob is still at ``old_epoch``; returns rows changed."""
         changed = 0

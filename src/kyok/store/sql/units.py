@@ -156,6 +156,24 @@ class SqlUnitStateStore:
         with self._reading() as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    def get_blob(self, instance_id: str, blob_id: str) -> StoredBlobLike | None:
+        stmt = select(blobs).where(blobs.c.instance_id == instance_id, blobs.c.id == blob_id)
+        with self._reading() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else blob_from_row(row)
+
+    def add_blob(self, blob: StoredBlobLike) -> None:
+        values = {
+            "instance_id": blob.instance_id,
+            "owner_id": blob.owner_id,
+            "id": blob.id,
+            "purpose": blob.purpose,
+            "mk_epoch": blob.mk_epoch,
+            "data": bytes(blob.data),
+        }
+        with self._writing() as conn:
+            conn.execute(insert(blobs).values(**values))
+
     def rewrite_blobs(self, instance_id: str, rewrites: Sequence[BlobRewriteLike]) -> int:
         """Apply each rewrite only where the blob is still at ``old_epoch`` (compare-and-swap),
         all in one transaction. Returns how many rows changed."""
