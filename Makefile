@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# keyprotect 2.x has the same package name as 3.x: it lives aside and its tests run it in a
+	# subprocess with this directory first on PYTHONPATH (it uses requests/cryptography from the venv).
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/keyprotect2 'keyprotect==2.3.1' 'redstone==0.6.2'
 	touch $(STAMP)
 
 ## Start the server in dev mode on the embedded SQLite default (./kyok-data).
