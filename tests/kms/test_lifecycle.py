@@ -122,8 +122,11 @@ def test_kind_rules(action: Action) -> None:
 # --------------------------------------------------------------------- through the service
 
 
-def _force_state(store: Any, instance: str, key_id: str, state: int, now: Any) -> None:
-    """Write ``state`` straight into the store (state 0 cannot be reached through the API)."""
+def _force_state(
+    store: Any, instance: str, key_id: str, state: int, now: Any, service: Any
+) -> None:
+    """Write ``state`` straight into the store (state 0 cannot be reached through the API), and
+    tell the service, whose data-plane cache would otherwise keep the old record for its ttl."""
     long_ago = now - timedelta(hours=5)
     with store.uow() as uow:
         record = uow.keys.get(instance, key_id)
@@ -132,6 +135,7 @@ def _force_state(store: Any, instance: str, key_id: str, state: int, now: Any) -
             changes.update(deleted_at=long_ago, deleted_by="someone")
         uow.keys.update(dataclasses.replace(record, **changes), record.row_version)
         uow.commit()
+    service.invalidate_cached(instance, key_id)
 
 
 def _perform(
@@ -198,7 +202,7 @@ def test_service_follows_design_table(service, store, actor, instance, clock, st
     ct = b""
     if not extractable:
         ct = service.wrap(instance, key.id, b"d" * 32).ciphertext
-    _force_state(store, instance, key.id, state, clock.now())
+    _force_state(store, instance, key.id, state, clock.now(), service)
     expected = EXPECTED[state][action.value]
 
     if isinstance(expected, type):

@@ -26,6 +26,7 @@ from kyok.auth.principals import SYSTEM, Principal
 from kyok.clock import Clock
 from kyok.errors import AlreadyExists, InternalError, VersionConflict
 from kyok.kms import validation as v
+from kyok.kms.cache import KeyCache
 from kyok.kms.errors import (
     AliasExists,
     AliasLimitExceeded,
@@ -146,6 +147,7 @@ class KeyService:
         deletion_guards: Sequence[DeletionGuard] = (),
         max_attempts: int = 3,
         search_scope_limit: int = 5000,
+        cache: KeyCache | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -157,6 +159,18 @@ class KeyService:
         self._guards = tuple(deletion_guards)
         self._max_attempts = max_attempts
         self._search_scope_limit = search_scope_limit
+        self._cache = cache if cache is not None else KeyCache()
+
+    def invalidate_cached(self, instance_id: str, key_id: str | None = None) -> None:
+        """Drop what the data-plane cache holds for a key (or a whole instance).
+
+        Changes made through this service do this themselves; call it after changing keys by
+        other means (maintenance, tests) to see the change before the cache's ttl runs out.
+        """
+        if key_id is None:
+            self._cache.invalidate_instance(instance_id)
+        else:
+            self._cache.invalidate(instance_id, key_id)
 
     @property
     def timers(self) -> Timers:
@@ -1097,6 +1111,8 @@ class KeyService:
                     if attempt + 1 == self._max_attempts:
                         raise
                     continue
+            if moved:
+                self._cache.invalidate_instance(instance_id)
             return
 
     def patch_key_ring(
@@ -1188,6 +1204,7 @@ class KeyService:
 
     def _forget(self, instance_id: str, key_id: str) -> None:
         """Make the unit drop cached handles of a key; a sealed unit holds none."""
+        self._cache.invalidate(instance_id, key_id)
         with contextlib.suppress(UnitSealed):
             self._units.for_instance(instance_id).forget(key_id)
 
@@ -1238,6 +1255,8 @@ class KeyService:
                     continue
             if forget:
                 self._forget(instance_id, key.id)
+            else:
+                self._cache.invalidate(instance_id, key.id)
             return view
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -1246,23 +1265,42 @@ class KeyService:
     ) -> tuple[KeyRecord, dict[str, SealedBlob], KeyUnit]:
         """Read and check the key; read the blobs of its newest version and ``version_ids``.
 
-        Blobs that do not belong to this key (another owner, not root-key material) are left
-        out, so a ciphertext naming another key's version finds nothing.
+        Served from the :class:`~kyok.kms.cache.KeyCache` while fresh, so a key in use costs no
+        database read. Blobs that do not belong to this key (another owner, not root-key
+        material) are left out, so a ciphertext naming another key's version finds nothing.
         """
         now = self._clock.now()
-        with self._uow(read_only=True) as uow:
-            key = self._resolve(uow, instance_id, id_or_alias)
+        cached = self._cache.get(instance_id, id_or_alias)
+        if cached is None:
+            with self._uow(read_only=True) as uow:
+                key = self._resolve(uow, instance_id, id_or_alias)
+                check_kind(key.extractable, action)
+                check(effective_state(key, now), action)
+                wanted = list(dict.fromkeys((key.current_version_id, *version_ids)))
+                found = uow.blobs.get_many(instance_id, wanted)
+            blobs = {
+                blob_id: _sealed(record)
+                for blob_id, record in found.items()
+                if record.owner_id == key.id and record.purpose == PURPOSE_ROOT_KEY
+            }
+            if key.current_version_id not in blobs:
+                raise InternalError("the material of the key's newest version is missing")
+            self._cache.put(key, id_or_alias, blobs.values())
+        else:
+            key, blobs = cached
             check_kind(key.extractable, action)
             check(effective_state(key, now), action)
-            wanted = list(dict.fromkeys((key.current_version_id, *version_ids)))
-            found = uow.blobs.get_many(instance_id, wanted)
-        blobs = {
-            blob_id: _sealed(record)
-            for blob_id, record in found.items()
-            if record.owner_id == key.id and record.purpose == PURPOSE_ROOT_KEY
-        }
-        if key.current_version_id not in blobs:
-            raise InternalError("the material of the key's newest version is missing")
+            missing = [vid for vid in version_ids if vid not in blobs]
+            if missing:
+                with self._uow(read_only=True) as uow:
+                    found = uow.blobs.get_many(instance_id, missing)
+                more = [
+                    _sealed(r)
+                    for r in found.values()
+                    if r.owner_id == key.id and r.purpose == PURPOSE_ROOT_KEY
+                ]
+                blobs.update({b.ref.id: b for b in more})
+                self._cache.add_blobs(instance_id, key.id, more)
         return key, blobs, self._units.for_instance(instance_id)
 
     def _load_for_unwrap(

@@ -29,6 +29,7 @@ class UnitDirectory:
         self._clock = clock
         self._cache_size = cache_size
         self._units: dict[str, CryptoUnit] = {}
+        self._by_instance: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @property
@@ -56,9 +57,12 @@ class UnitDirectory:
         Raises:
             UnitNotFound: the instance has no unit.
         """
-        unit_id = self._store.unit_for_instance(instance_id)
+        unit_id = self._by_instance.get(instance_id)
         if unit_id is None:
-            raise UnitNotFound(f"instance {instance_id} has no crypto unit")
+            unit_id = self._store.unit_for_instance(instance_id)
+            if unit_id is None:
+                raise UnitNotFound(f"instance {instance_id} has no crypto unit")
+            self._by_instance[instance_id] = unit_id  # an instance never changes its unit
         return self.get(unit_id)
 
     def create_for_instance(self, instance_id: str, seal: str) -> CryptoUnit:
