@@ -495,3 +495,56 @@ def test_a_single_administrator_cannot_load_the_master_key(new_unit: NewUnit) ->
             unit, Command.COMMIT, {"mkvp": result["mkvp"], "scheme": "xor", "threshold": 2}, [alice]
         ),
     )
+
+
+def test_the_last_administrator_cannot_be_removed_even_in_imprint_mode(new_unit: NewUnit) -> None:
+    """Otherwise an empty unit would take an unsigned "first" administrator again, and an
+    auditor's --first-admin anchor would no longer mean anything."""
+    unit = new_unit()
+    (a,) = make_custodians(1)
+    run(
+        unit,
+        Command.ADD_ADMIN,
+        {"name": "alice", "public_key": b64e(a.key.verifying_key().der)},
+        [],
+    )
+    assert_refused(
+        unit,
+        CeremonyRejected,
+        lambda: run(unit, Command.REMOVE_ADMIN, {"admin": a.id}, [a]),
+        match="fewer",
+    )
+
+
+def test_a_rotation_needs_new_parts(ready: tuple[CryptoUnit, list[Custodian]]) -> None:
+    unit, cs = ready
+    ceremony(unit, cs, "xor", 3, cs[:2])
+    # the very same parts: the same master key again
+    for c in cs:
+        load(unit, c, "new", parts=3)
+    mkvp = unit.status().registers[0].mkvp
+    assert_refused(
+        unit,
+        CeremonyRejected,
+        lambda: run(unit, Command.COMMIT, {"mkvp": mkvp, "scheme": "xor", "threshold": 3}, cs[:2]),
+        match="new parts",
+    )
+    run(unit, Command.CLEAR_NEW, {}, cs[:2])
+    # one old part among new ones
+    from kyok.unit.keypart import KeyPart
+
+    mixed = [
+        cs[0],
+        Custodian("bob", cs[1].key, KeyPart.generate()),
+        Custodian("carol", cs[2].key, KeyPart.generate()),
+    ]
+    for c in mixed:
+        result = load(unit, c, "new", parts=3)
+    assert_refused(
+        unit,
+        CeremonyRejected,
+        lambda: run(
+            unit, Command.COMMIT, {"mkvp": result["mkvp"], "scheme": "xor", "threshold": 3}, cs[:2]
+        ),
+        match="reused",
+    )

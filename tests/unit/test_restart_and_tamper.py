@@ -163,15 +163,25 @@ def test_forged_transcript_with_a_new_admin_set_is_caught_at_unseal(
             )
         )
     forged.append(cmd_body(4, Command.SET_THRESHOLDS, {"signature": 1, "revocation": 1}))
-    forged.append(
-        cmd_body(
-            5,
-            Command.COMMIT,
-            {"mkvp": record["mkvp"], "scheme": "shamir", "threshold": 2},
-            {"record": record},
+    seq = 5
+    parts = len(record["kcvs"])
+    for i, kcv in enumerate(
+        record["kcvs"], start=1
+    ):  # KCVs are public: "load" them, signed by mallory
+        args = {
+            "register": "new",
+            "parts": parts,
+            "kcv": kcv,
+            "transport": "00" * 32,
+            "sealed_part_sha256": "00" * 32,
+        }
+        forged.append(
+            cmd_body(seq, Command.LOAD_PART, args, {"register": "new", "kcv": kcv, "loaded": i})
         )
-    )
-    forged.append(cmd_body(6, Command.ACTIVATE, {"mkvp": record["mkvp"]}))
+        seq += 1
+    commit_args = {"mkvp": record["mkvp"], "scheme": "shamir", "threshold": 2}
+    forged.append(cmd_body(seq, Command.COMMIT, commit_args, {"record": record}))
+    forged.append(cmd_body(seq + 1, Command.ACTIVATE, {"mkvp": record["mkvp"]}))
     fake = RewrittenStore(memory_store.units, rechain(forged))
 
     victim = _open_with(fake, unit, seals, clock)  # the forgery obeys every rule
@@ -202,7 +212,7 @@ def test_appended_unauthenticated_event_is_caught(
         "time": "2026-01-01T00:00:00Z",
         "unit": unit.unit_id,
         "type": "event",
-        "event": rules.EVENT_CHECKPOINT,
+        "event": rules.EVENT_UNSEALED,
         "data": {},
     }
     e = make_entry(event)

@@ -139,3 +139,37 @@ def test_any_single_byte_edit_is_detected(exported: tuple[list[str], str, str], 
     ):
         return  # the edit only touched the MAC or insignificant JSON layout: nothing verifiable changed
     assert not verify_export(entries).ok
+
+
+def test_a_rehashed_commit_record_with_other_parts_is_caught(
+    exported: tuple[list[str], str, str],
+) -> None:
+    """The commit's record is unsigned, but it must name the parts the signed loads named."""
+    lines, _, _ = exported
+    bodies = [e.body() for e in parse_export(lines)]
+    target = next(i for i, b in enumerate(bodies) if b.get("command") == Command.COMMIT)
+    record = bodies[target]["result"]["record"]
+    record["kcvs"] = [record["kcvs"][1], record["kcvs"][0], *record["kcvs"][2:]]
+    prev = bodies[0]["prev"]
+    rebuilt = []
+    for body in bodies:
+        body["prev"] = prev
+        e = make_entry(body)
+        rebuilt.append(e)
+        prev = e.hash
+    report = verify_export(rebuilt)
+    assert not report.ok and report.broken_at == target and "load_part" in (report.error or "")
+
+
+def test_events_are_reported_as_unverifiable_offline(new_unit: NewUnit) -> None:
+    unit = new_unit("dev")
+    unit.bootstrap_dev()
+    report = verify_export(unit.transcript())
+    assert report.ok and len(report.warnings) == 1 and "dev_master_key" in report.warnings[0]
+    assert report.macs == 1
+
+
+def test_wrong_first_admin_names_the_imprint_entry(exported: tuple[list[str], str, str]) -> None:
+    lines, _, _ = exported
+    report = verify_export(parse_export(lines), first_admin="ab" * 32)
+    assert not report.ok and report.broken_at == 1 and report.commands > 0

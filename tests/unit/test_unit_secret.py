@@ -18,7 +18,9 @@ NewUnit = Callable[..., CryptoUnit]
 Reopen = Callable[[CryptoUnit], CryptoUnit]
 
 
-def test_secret_is_stable_across_restarts_and_rotation(new_unit: NewUnit, reopen: Reopen, memory_store: MemoryStore) -> None:
+def test_secret_is_stable_across_restarts_and_rotation(
+    new_unit: NewUnit, reopen: Reopen, memory_store: MemoryStore
+) -> None:
     unit = new_unit("shares")
     cs = make_custodians(2)
     imprint(unit, cs, 2, 2)

@@ -213,7 +213,7 @@ def _pbe() -> dict[str, Any]:
         "format": "kyok-aead-v1 under scrypt(passphrase, salt, N = 2^log2_n, r, p, 32 bytes)",
         "vectors": [
             {
-                "name": "custodian part file",
+                "name": "a 32-byte secret under a passphrase (pbe primitive; the part-file format adds its own AAD, see kyok-keypart/1)",
                 "passphrase": passphrase.hex(),
                 "salt": salt.hex(),
                 "log2_n": params.log2_n,

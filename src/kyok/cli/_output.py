@@ -1,7 +1,9 @@
 """Output in one place: Rich tables for people, ``--json`` for scripts, errors and exit codes.
 
 Exit codes: 0 success; 1 refused or failed (a clear message on stderr); 2 usage error; 3 a
-verification found something broken; 4 unavailable (e.g. the unit is sealed).
+verification found something broken; 4 unavailable (e.g. the unit is sealed, or the server
+cannot be reached); 5 not found (the key, ring, alias, principal… does not exist, for scripts
+that test for existence).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from kyok.client.errors import ClientError, ConnectionFailed, NotFound, ServiceUnavailable
 from kyok.errors import KyokError, Unavailable
 
 EXIT_OK = 0
@@ -23,6 +27,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BROKEN = 3
 EXIT_UNAVAILABLE = 4
+EXIT_NOT_FOUND = 5
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -38,7 +43,9 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     """A Rich table with ``columns`` and ``rows`` (None shows as a dash)."""
     t = Table(title=title, title_justify="left", show_lines=False)
     for col in columns:
-        t.add_column(col)
+        t.add_column(
+            col, overflow="fold"
+        )  # ids and fingerprints are shown whole, folded if need be
     for row in rows:
         t.add_row(*("-" if v is None else str(v) for v in row))
     return t
@@ -47,7 +54,7 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     err_console.print(
-        f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+        f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
     )
     raise typer.Exit(code)
 
@@ -55,6 +62,27 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 def note(message: str) -> None:
     """A remark for the person at the terminal (stderr, so --json stdout stays clean)."""
     err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def exit_code_for(exc: ClientError) -> int:
+    """The exit code for an SDK error: 5 not found, 4 unreachable or sealed, else 1."""
+    if isinstance(exc, NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, ConnectionFailed | ServiceUnavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED
+
+
+def describe_client_error(exc: ClientError) -> str:
+    """``message (CODE, HTTP 404, correlation id …)`` for an SDK error (no secrets in it)."""
+    details = [exc.code]
+    if exc.status is not None:
+        details.append(f"HTTP {exc.status}")
+    if exc.target:
+        details.append(f"field {exc.target}")
+    if exc.correlation_id and exc.status is not None:
+        details.append(f"correlation id {exc.correlation_id}")
+    return f"{exc.message} ({', '.join(details)})"
 
 
 @contextmanager
@@ -68,6 +96,10 @@ def errors_to_exit(debug: bool = False) -> Iterator[None]:
         if debug:
             raise
         fail(exc.message, EXIT_UNAVAILABLE if isinstance(exc, Unavailable) else EXIT_FAILED)
+    except ClientError as exc:
+        if debug:
+            raise
+        fail(describe_client_error(exc), exit_code_for(exc))
     except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if debug:
             raise
@@ -97,3 +129,8 @@ _DEBUG = [False]
 
 def set_debug(value: bool) -> None:
     _DEBUG[0] = value
+
+
+def debug_enabled() -> bool:
+    """Whether ``kyok --debug`` asked for tracebacks."""
+    return _DEBUG[0]

@@ -14,13 +14,16 @@ At the unit (this node's data directory or database):
         --sign alice.pem --sign bob.pem
     kyok ceremony status | transcript | verify FILE
 
-Every signed command takes ``--sign KEYFILE`` (repeat for each administrator) or ``--out FILE``
-to write a command file that administrators sign elsewhere (``kyok ceremony sign``) before
-``kyok ceremony submit``. ``--custodian PART:SIGKEY`` loads a custodian's part, signed with their
-own key; commands that need a master key in memory take it to unseal first.
+Signed commands take ``--sign KEYFILE`` (repeat for each administrator). Commands that need no
+master key in memory (admin add/remove, thresholds, master-key clear, and activate with the dev
+seal) also take ``--out FILE`` to write a command file that administrators sign elsewhere
+(``kyok ceremony sign``) before ``kyok ceremony submit``. ``--custodian PART:SIGKEY`` loads a
+custodian's part, signed with their own key; commands that need a master key in memory take it
+to unseal first.
 
 Local mode: the unit lives in this command's process, so a partly loaded register does not
-outlast the command; load, commit and activate happen in one ``master-key create``.
+outlast the command; load, commit and activate happen in one ``master-key create``, and a
+shares-sealed unit's committed key is activated with ``master-key activate --custodian ...``.
 """
 
 from __future__ import annotations
@@ -289,7 +292,7 @@ def _status_tables(unit: CryptoUnit) -> None:
         table(
             "Administrators",
             ["name", "id", "algorithm"],
-            [[a.name, a.id[:32], a.algorithm] for a in s.admins],
+            [[a.name, a.id, a.algorithm] for a in s.admins],
         )
     )
     rows = [
@@ -447,11 +450,13 @@ def keypart_check(
 @guarded
 def init(
     seal: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="shares (custodians unseal after each restart) or dev (INSECURE: key in a file)."
+            help="shares (custodians unseal after each restart) or dev (INSECURE: key in a file); "
+            "default: the node's KYOK_SEAL setting, else shares.",
+            show_default=False,
         ),
-    ] = "shares",
+    ] = None,
     name: Annotated[str, typer.Option(help="The new instance's name.")] = "default",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -465,6 +470,7 @@ def init(
 
     node = _open(data_dir, database_url)
     with node:
+        seal = seal or node.settings.seal
         instance = node.service.create_instance(SYSTEM, name, seal=seal)
         unit = node.units.for_instance(instance.id)
         info = {
@@ -656,6 +662,10 @@ def master_key_create(
         fail("a master key has at least two parts: give --custodian PART:SIGKEY for each")
     if scheme not in ("xor", "shamir"):
         fail("--scheme is xor or shamir")
+    if scheme == "xor" and threshold is not None and threshold != len(parts):
+        fail(
+            f"an xor master key needs all of its parts: --threshold must be {len(parts)} (or left out)"
+        )
     k = len(parts) if scheme == "xor" else threshold
     if k is None:
         fail("a shamir master key needs --threshold (parts needed to unseal)")
@@ -806,6 +816,7 @@ def unseal_cmd(
 
 
 def _reencrypt(unit: CryptoUnit, batch_size: int, quiet: bool) -> int:
+    unit.require_rotation_keys()  # fail before drawing any progress
     if quiet or not sys.stderr.isatty():
 
         def report(done: int, total: int) -> None:
@@ -894,6 +905,15 @@ def submit_cmd(
             fail(
                 f"the command is for unit {cmd.unit_id}, not this instance's unit {t.unit.unit_id}"
             )
+        pending = t.unit.state.pending
+        if cmd.command == Command.ACTIVATE and pending is not None and t.unit.status().registers:
+            loaded = any(r.register == "pending" and r.in_memory for r in t.unit.status().registers)
+            if not loaded:
+                fail(
+                    "the committed master key is not in memory (shares seal): in local mode, activate it "
+                    "with `kyok ceremony master-key activate --custodian PART:SIGKEY ... --sign ...`, "
+                    "which loads its parts and signs in one command"
+                )
         _done(json_out, {"command": cmd.command, "seq": cmd.seq, **t.unit.submit(cmd)})
 
 
@@ -964,6 +984,8 @@ def verify_cmd(
         "commands": report.commands,
         "error": report.error,
         "broken_at": report.broken_at,
+        "macs": report.macs,
+        "warnings": report.warnings,
     }
     if report.state is not None:
         info["state"] = report.state.summary()
@@ -973,8 +995,11 @@ def verify_cmd(
         s = report.state
         assert s is not None
         console.print(
-            f"[green]intact[/]: {report.entries} entries, {report.commands} signed commands; unit {s.unit_id}"
+            f"[green]intact[/]: {report.entries} entries, {report.commands} signed commands, "
+            f"{report.macs} with the unit's MAC; unit {s.unit_id}"
         )
+        for warning in report.warnings:
+            console.print(f"[yellow]note:[/] {warning}")
         _print_summary(s)
     if not report.ok:
         fail(f"transcript broken: {report.error}", EXIT_BROKEN)
@@ -985,7 +1010,7 @@ def _print_summary(s: Any) -> None:
         table(
             "Administrators",
             ["name", "id", "algorithm"],
-            [[a.name, a.id[:32], a.algorithm] for a in s.admins],
+            [[a.name, a.id, a.algorithm] for a in s.admins],
         )
     )
     rows = [

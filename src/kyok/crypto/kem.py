@@ -1,6 +1,6 @@
 """Key encapsulation: X25519, ML-KEM-768 and their hybrid, plus hybrid public-key encryption.
 
-The hybrid KEM ("kyok-hybrid-v1", ML-KEM-768 + X25519) stays confidential as long as either
+The hybrid KEM ("kyok-hybrid-kem-v1", ML-KEM-768 + X25519) stays confidential as long as either
 component holds, so material sent today resists a future quantum adversary::
 
     (ss_M, ct_M) = ML-KEM-768.Encaps(pk_M)

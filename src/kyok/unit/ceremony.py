@@ -44,10 +44,7 @@ ENTRY_EVENT = "event"
 EVENT_DEV_MASTER_KEY = "dev_master_key"
 EVENT_UNSEALED = "unsealed"
 EVENT_ROTATION_COMPLETE = "rotation_complete"
-EVENT_CHECKPOINT = "checkpoint"
-EVENTS = frozenset(
-    {EVENT_DEV_MASTER_KEY, EVENT_UNSEALED, EVENT_ROTATION_COMPLETE, EVENT_CHECKPOINT}
-)
+EVENTS = frozenset({EVENT_DEV_MASTER_KEY, EVENT_UNSEALED, EVENT_ROTATION_COMPLETE})
 
 NAME_MAX = 64
 
@@ -167,9 +164,8 @@ def _apply_command(state: UnitState, body: Mapping[str, Any]) -> UnitState:
         if state.admin(target) is None:
             raise _reject("no such administrator")
         remaining = tuple(a for a in state.admins if a.id != target)
-        floor = max(
-            state.signature_threshold, state.revocation_threshold, 1 if not state.imprint else 0
-        )
+        # Never below one: an empty unit would accept an unsigned "first" administrator again.
+        floor = max(state.signature_threshold, state.revocation_threshold, 1)
         if len(remaining) < floor:
             raise _reject(
                 f"removing this administrator would leave {len(remaining)}, fewer than the thresholds need ({floor})"
@@ -200,6 +196,12 @@ def _apply_command(state: UnitState, body: Mapping[str, Any]) -> UnitState:
             parts = _int(args, "parts")
             if not (MIN_PARTS <= parts <= MAX_PARTS):
                 raise _reject(f"a master key has {MIN_PARTS} to {MAX_PARTS} parts")
+            # The register starts over when the unit says this was its first part (after a
+            # commit, a clear, or a restart of the unit's process, which empties it).
+            first = result.get("loaded") == 1
+            return state.evolve(
+                new_kcvs=(str(args["kcv"]),) if first else (*state.new_kcvs, str(args["kcv"]))
+            )
         else:
             if "parts" in args:
                 raise _reject("parts is only given when loading the new register")
@@ -212,7 +214,7 @@ def _apply_command(state: UnitState, body: Mapping[str, Any]) -> UnitState:
 
     if command == Command.CLEAR_NEW:
         _check_args(args, set())
-        return state.evolve(pending=None)
+        return state.evolve(pending=None, new_kcvs=())
 
     if command == Command.COMMIT:
         _check_args(args, {"mkvp", "scheme", "threshold"})
@@ -241,6 +243,19 @@ def _apply_command(state: UnitState, body: Mapping[str, Any]) -> UnitState:
             raise _reject("the committed record has a wrong number of parts")
         if len(set(record.kcvs)) != len(record.kcvs):
             raise _reject("the same part was loaded twice")
+        if record.kcvs != state.new_kcvs:
+            raise _reject(
+                "the committed record's parts are not the ones the signed load_part commands loaded"
+            )
+        for _, older in state.records():
+            if record.mkvp == older.mkvp:
+                raise _reject(
+                    "that master key is the unit's already: a new master key needs new parts"
+                )
+            if set(record.kcvs) & set(older.kcvs):
+                raise _reject(
+                    "a part of the unit's existing master key was reused: a new master key needs new parts"
+                )
         if scheme is Scheme.XOR:
             if threshold != record.parts or record.envelopes:
                 raise _reject("an xor master key needs all of its parts")
@@ -249,7 +264,7 @@ def _apply_command(state: UnitState, body: Mapping[str, Any]) -> UnitState:
                 raise _reject("a shamir threshold is between 2 and the number of parts")
             if sorted(e.kcv for e in record.envelopes) != sorted(record.kcvs):
                 raise _reject("every part needs exactly one share envelope")
-        return state.evolve(pending=record, next_epoch=state.next_epoch + 1)
+        return state.evolve(pending=record, next_epoch=state.next_epoch + 1, new_kcvs=())
 
     # ACTIVATE
     _check_args(args, {"mkvp"})
@@ -286,7 +301,7 @@ def _apply_event(state: UnitState, body: Mapping[str, Any]) -> UnitState:
         if state.previous is None or data.get("retired") != state.previous.epoch:
             raise _reject("rotation complete without a rotation in progress")
         return state.evolve(previous=None)
-    return state  # unsealed, checkpoint: no change
+    return state  # unsealed: no change
 
 
 def initial_state(body: Mapping[str, Any]) -> UnitState:

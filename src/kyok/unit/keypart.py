@@ -10,8 +10,10 @@ stored only encrypted under the custodian's passphrase. File format ``kyok-keypa
 
 The AEAD key is scrypt(passphrase, salt); the associated data is the canonical JSON of every
 field but ``ciphertext`` and ``checksum``, so the label, KCV and parameters cannot be swapped.
-The checksum tells a damaged file (checksum fails) from a wrong passphrase (checksum holds,
-decryption fails).
+The checksum (a plain SHA-256, no key) tells accidental damage (checksum fails) from a wrong
+passphrase (checksum holds, decryption fails). A deliberate edit with a recomputed checksum is
+still refused by the authenticated encryption, reported as a wrong passphrase: without the
+passphrase nobody can tell the two apart.
 """
 
 from __future__ import annotations

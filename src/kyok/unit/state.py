@@ -131,6 +131,7 @@ class UnitState:
     previous: MasterKeyRecord | None = None
     next_epoch: int = 1
     current_since: int = -1  # transcript entry that made ``current`` current
+    new_kcvs: tuple[str, ...] = ()  # KCVs of the signed load_part commands filling the new register
     n: int = 0  # number of transcript entries applied
     head: str = GENESIS_HASH  # hash of the last entry
 
@@ -178,6 +179,6 @@ class UnitState:
             "signature_threshold": self.signature_threshold,
             "revocation_threshold": self.revocation_threshold,
             "seq": self.seq,
-            "registers": {reg.value: rec.to_json() for reg, rec in self.records()},
+            "registers": [{"register": reg.value, **rec.to_json()} for reg, rec in self.records()],
             "transcript": {"entries": self.n, "head": self.head},
         }

@@ -168,6 +168,11 @@ def verify_export(
 ) -> VerifyReport:
     """Verify an exported transcript offline: chain, signatures, thresholds, rules.
 
+    Events (entries the unit writes itself: a dev master key, an unseal, the end of a rotation)
+    carry no administrator signature; the unit authenticates them with a MAC under its master
+    key, which an offline verifier does not have. They are checked against the rules and listed
+    in ``warnings`` so the auditor sees what rests on the unit's word alone.
+
     Args:
         entries: the parsed export.
         unit_id: if given, the transcript must belong to this unit.
@@ -176,45 +181,70 @@ def verify_export(
     """
     state: UnitState | None = None
     commands = macs = 0
+    warnings: list[str] = []
+    first_admin_at: int | None = None
+
+    def broken(i: int, error: str) -> VerifyReport:
+        return VerifyReport(
+            False, i, state, error, i, commands=commands, macs=macs, warnings=warnings
+        )
+
     for i, stored in enumerate(entries):
         if stored.n != i:
-            return VerifyReport(
-                False, i, state, f"entry {i} is missing (found entry {stored.n} in its place)", i
-            )
+            return broken(i, f"entry {i} is missing (found entry {stored.n} in its place)")
         try:
             body = stored.body()
         except ValueError:
-            return VerifyReport(False, i, state, f"entry {i} is malformed", i)
+            return broken(i, f"entry {i} is malformed")
         if entry_hash(body) != stored.hash:
-            return VerifyReport(False, i, state, f"entry {i} does not match its hash (altered)", i)
+            return broken(i, f"entry {i} does not match its hash (altered)")
         try:
-            state = ceremony.apply(state, body, stored.hash)
+            new_state = ceremony.apply(state, body, stored.hash)
         except CeremonyRejected as exc:
-            return VerifyReport(False, i, state, f"entry {i}: {exc.message}", i)
-        if body.get("type") == ceremony.ENTRY_COMMAND:
+            return broken(i, f"entry {i}: {exc.message}")
+        if state is not None and not state.admins and new_state.admins:
+            first_admin_at = i
+        state = new_state
+        kind = body.get("type")
+        if kind == ceremony.ENTRY_COMMAND:
             commands += 1
+        elif kind == ceremony.ENTRY_EVENT:
+            warnings.append(
+                f"entry {i}: the {body.get('event')} event was written by the unit itself; "
+                "only the unit's master-key MAC authenticates it, which this offline check cannot verify"
+            )
         if stored.mac:
             macs += 1
         if i == 0 and unit_id is not None and state.unit_id != unit_id:
-            return VerifyReport(
-                False, i, state, f"the transcript belongs to unit {state.unit_id}, not {unit_id}", 0
-            )
+            return broken(0, f"the transcript belongs to unit {state.unit_id}, not {unit_id}")
     if state is None:
         return VerifyReport(False, 0, None, "the transcript is empty", 0)
-    report = VerifyReport(True, len(entries), state, commands=commands, macs=macs)
     if first_admin is not None:
-        first = _first_admin(entries)
+        first = state_first_admin(entries, first_admin_at)
         if first is None or first.lower() != first_admin.lower():
+            at = first_admin_at if first_admin_at is not None else len(entries)
             return VerifyReport(
-                False, len(entries), state, "the imprinted administrator is not the expected one", 1
+                False,
+                len(entries),
+                state,
+                "the imprinted administrator is not the expected one",
+                at,
+                commands=commands,
+                macs=macs,
+                warnings=warnings,
             )
-    return report
+    return VerifyReport(True, len(entries), state, commands=commands, macs=macs, warnings=warnings)
 
 
-def _first_admin(entries: Sequence[TranscriptEntry]) -> str | None:
-    state: UnitState | None = None
-    for stored in entries:
-        state = ceremony.apply(state, stored.body(), stored.hash)
-        if state.admins:
-            return state.admins[0].id
-    return None
+def state_first_admin(entries: Sequence[TranscriptEntry], at: int | None) -> str | None:
+    """The fingerprint of the administrator imprinted by entry ``at`` (the first add_admin)."""
+    if at is None:
+        return None
+    args = entries[at].body().get("args", {})
+    try:
+        from kyok.crypto.encoding import b64d
+        from kyok.crypto.sign import VerifyingKey
+
+        return VerifyingKey.from_der(b64d(args["public_key"])).fingerprint
+    except (KeyError, ValueError, TypeError):
+        return None

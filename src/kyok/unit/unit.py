@@ -904,6 +904,16 @@ class CryptoUnit:
 
     # ------------------------------------------------------------------ master-key rotation
 
+    def require_rotation_keys(self) -> None:
+        """Raise ``UnitSealed`` unless both master keys of a running rotation are loaded."""
+        state = self._state
+        if state.previous is None or state.current is None:
+            return
+        if state.previous.epoch not in self._kek or state.current.epoch not in self._kek:
+            raise UnitSealed(
+                "re-encryption needs both the previous and the current master key loaded"
+            )
+
     def rotation_remaining(self) -> int | None:
         """Blobs still under the previous master key, or None when no rotation runs."""
         previous = self._state.previous
@@ -962,10 +972,12 @@ class CryptoUnit:
                 if progress:
                     progress(done, max(total, done))
             if self._store.count_blobs_at_epoch(instance, previous.epoch) == 0:
-                self._complete_rotation(previous.epoch, done)
+                self._complete_rotation(
+                    previous.epoch, self._store.count_blobs_at_epoch(instance, current.epoch)
+                )
             return done
 
-    def _complete_rotation(self, retired: int, rewritten: int) -> None:
+    def _complete_rotation(self, retired: int, blobs: int) -> None:
         with self._lock:
             state = self._state
             if state.previous is None or state.previous.epoch != retired:
@@ -973,7 +985,7 @@ class CryptoUnit:
             body = self._event_body(
                 state,
                 ceremony.EVENT_ROTATION_COMPLETE,
-                {"retired": retired, "rewritten": rewritten},
+                {"retired": retired, "blobs_under_current": blobs},
             )
             new_state = ceremony.apply(state, body, entry_hash(body))
             self._append([make_entry(body, self._mac_for(new_state, self._mk))])
