@@ -75,7 +75,9 @@ class AuthContext:
     grants: tuple[Grant, ...] = ()
     token_id: str | None = field(default=None, repr=False)
 
-    def allows(self, permission: Permission, *, key_ring_id: str | None = None, key_id: str | None = None) -> bool:
+    def allows(
+        self, permission: Permission, *, key_ring_id: str | None = None, key_id: str | None = None
+    ) -> bool:
         """True when a grant covers ``permission`` on the resource.
 
         Args:
@@ -89,7 +91,11 @@ class AuthContext:
             scope = grant.scope
             if scope.kind is ScopeKind.INSTANCE:
                 return True
-            if scope.kind is ScopeKind.KEY_RING and key_ring_id == scope.id and permission in RING_SCOPED:
+            if (
+                scope.kind is ScopeKind.KEY_RING
+                and key_ring_id == scope.id
+                and permission in RING_SCOPED
+            ):
                 return True
             if scope.kind is ScopeKind.KEY and key_id == scope.id and permission in KEY_SCOPED:
                 return True
@@ -99,7 +105,9 @@ class AuthContext:
         """True when an instance-scope grant covers ``permission`` (no resource lookup needed)."""
         return self.allows(permission)
 
-    def require(self, permission: Permission, *, key_ring_id: str | None = None, key_id: str | None = None) -> None:
+    def require(
+        self, permission: Permission, *, key_ring_id: str | None = None, key_id: str | None = None
+    ) -> None:
         """Raise :class:`NotAllowed` unless :meth:`allows`."""
         if not self.allows(permission, key_ring_id=key_ring_id, key_id=key_id):
             raise NotAllowed(permission)

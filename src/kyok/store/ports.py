@@ -16,12 +16,16 @@ from typing import Protocol, Self
 
 from kyok.store.records import (
     AliasRecord,
+    ApiKeyRecord,
     BlobRecord,
     InstanceRecord,
     KeyQuery,
     KeyRecord,
     KeyRingRecord,
     KeyVersionRecord,
+    PrincipalRecord,
+    RefreshTokenRecord,
+    RoleBindingRecord,
 )
 
 
@@ -115,6 +119,10 @@ class UnitOfWork(Protocol):
     blobs: BlobRepository
     aliases: AliasRepository
     key_rings: KeyRingRepository
+    principals: PrincipalRepository
+    api_keys: ApiKeyRepository
+    role_bindings: RoleBindingRepository
+    refresh_tokens: RefreshTokenRepository
 
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
@@ -137,3 +145,86 @@ class UnitOfWorkFactory(Protocol):
     """
 
     def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
+
+
+# ---------------------------------------------------------------- credentials (kyok.auth)
+
+
+class PrincipalRepository(Protocol):
+    """Principals; ``(instance_id, id)`` is the key and ``(instance_id, name)`` is unique."""
+
+    def add(self, record: PrincipalRecord) -> None: ...
+    def get(self, instance_id: str, principal_id: str) -> PrincipalRecord | None: ...
+    def get_by_name(self, instance_id: str, name: str) -> PrincipalRecord | None: ...
+
+    def list(self, instance_id: str) -> list[PrincipalRecord]:
+        """The instance's principals, oldest first (then by id)."""
+        ...
+
+    def count(self, instance_id: str) -> int: ...
+    def delete(self, instance_id: str, principal_id: str) -> bool: ...
+
+
+class ApiKeyRepository(Protocol):
+    """API keys; ``lookup`` is the key (across instances), ``(instance_id, id)`` is unique."""
+
+    def add(self, record: ApiKeyRecord) -> None: ...
+
+    def get_by_lookup(self, lookup: str) -> ApiKeyRecord | None:
+        """The key whose hashed secret is ``lookup``, in whatever instance."""
+        ...
+
+    def get(self, instance_id: str, api_key_id: str) -> ApiKeyRecord | None: ...
+
+    def list_for_principal(self, instance_id: str, principal_id: str) -> list[ApiKeyRecord]:
+        """Oldest first (then by id)."""
+        ...
+
+    def delete(self, instance_id: str, api_key_id: str) -> bool: ...
+    def delete_for_principal(self, instance_id: str, principal_id: str) -> int: ...
+
+
+class RoleBindingRepository(Protocol):
+    """Role bindings; ``(instance_id, id)`` is the key and ``(instance_id, principal_id,
+    role, scope)`` is unique."""
+
+    def add(self, record: RoleBindingRecord) -> None: ...
+    def get(self, instance_id: str, binding_id: str) -> RoleBindingRecord | None: ...
+
+    def list_for_principal(self, instance_id: str, principal_id: str) -> list[RoleBindingRecord]:
+        """Oldest first (then by id)."""
+        ...
+
+    def list_for_role(
+        self, instance_id: str, role: str, *, lock: bool = False
+    ) -> list[RoleBindingRecord]:
+        """The instance's bindings of ``role``, oldest first.
+
+        With ``lock`` the rows stay locked until the unit of work ends (``FOR UPDATE`` on
+        PostgreSQL; on SQLite the writer already holds the database lock; the in-memory store
+        refuses the commit with ``VersionConflict`` if one of them changed meanwhile), so a
+        check such as "another administrator remains" holds until commit.
+        """
+        ...
+
+    def delete(self, instance_id: str, binding_id: str) -> bool: ...
+    def delete_for_principal(self, instance_id: str, principal_id: str) -> int: ...
+
+
+class RefreshTokenRepository(Protocol):
+    """Refresh tokens; ``lookup`` is the key (across instances)."""
+
+    def add(self, record: RefreshTokenRecord) -> None: ...
+    def get(self, lookup: str) -> RefreshTokenRecord | None: ...
+
+    def consume(self, lookup: str) -> bool:
+        """Delete the token; True if this unit of work removed it (single use: of two
+        concurrent callers at most one gets True)."""
+        ...
+
+    def delete_for_principal(self, instance_id: str, principal_id: str) -> int: ...
+    def delete_for_api_key(self, instance_id: str, api_key_id: str) -> int: ...
+
+    def delete_expired(self, now: datetime, limit: int) -> int:
+        """Remove up to ``limit`` tokens whose ``expires_at`` <= ``now`` (any instance)."""
+        ...

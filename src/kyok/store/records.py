@@ -190,3 +190,73 @@ class KeyQuery:
     sort: tuple[tuple[str, bool], ...] = (("id", False),)  # (field, descending)
     limit: int = 200
     offset: int = 0
+
+
+# ---------------------------------------------------------------- credentials (kyok.auth)
+#
+# Whoever can write the database could insert a credential of their own, so every row below
+# carries ``mac``: a hex HMAC-SHA256 computed by the instance's crypto unit over the row's
+# security-relevant fields (see kyok.auth). The store keeps it like any other text; it never
+# computes or checks it.
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRecord:
+    """A user or service ID of one instance; ``name`` is unique within the instance."""
+
+    instance_id: str
+    id: str
+    name: str
+    kind: str  # "user" | "service"
+    created_at: datetime
+    created_by: str
+    mac: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key of a principal. The key itself is never stored: ``lookup`` is the hex
+    SHA-256 of the key string (unique across all instances, so the token endpoint finds the
+    row without knowing the instance); ``id`` is unique within the instance."""
+
+    lookup: str = field(repr=False)
+    instance_id: str
+    id: str
+    principal_id: str
+    name: str
+    created_at: datetime
+    created_by: str
+    mac: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleBindingRecord:
+    """A role granted to a principal on a scope (``instance``, ``key_ring:<id>``, ``key:<id>``).
+
+    ``(instance_id, principal_id, role, scope)`` is unique."""
+
+    instance_id: str
+    id: str
+    principal_id: str
+    role: str
+    scope: str
+    created_at: datetime
+    created_by: str
+    mac: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    """A single-use refresh token, stored as the hex SHA-256 ``lookup`` of the token.
+
+    ``api_key_id`` names the API key the session started with (deleting the key ends the
+    session); ``expires_at`` is when the session ends."""
+
+    lookup: str = field(repr=False)
+    instance_id: str
+    id: str
+    principal_id: str
+    api_key_id: str
+    created_at: datetime
+    expires_at: datetime
+    mac: str = field(repr=False)

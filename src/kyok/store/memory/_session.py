@@ -17,11 +17,15 @@ from typing import Any, Generic, TypeVar
 from kyok.errors import InternalError, KyokError
 from kyok.store.records import (
     AliasRecord,
+    ApiKeyRecord,
     BlobRecord,
     InstanceRecord,
     KeyRecord,
     KeyRingRecord,
     KeyVersionRecord,
+    PrincipalRecord,
+    RefreshTokenRecord,
+    RoleBindingRecord,
     TranscriptRecord,
 )
 
@@ -89,6 +93,11 @@ class MemoryState:
         self.blobs: Table[BlobRecord] = Table("blobs")
         self.aliases: Table[AliasRecord] = Table("aliases")
         self.units: dict[str, UnitRow] = {}
+        # credentials (kyok.auth); API keys and refresh tokens live in partition "" by lookup
+        self.principals: Table[PrincipalRecord] = Table("principals")
+        self.api_keys: Table[ApiKeyRecord] = Table("api_keys")
+        self.role_bindings: Table[RoleBindingRecord] = Table("role_bindings")
+        self.refresh_tokens: Table[RefreshTokenRecord] = Table("refresh_tokens")
 
 
 class Session:

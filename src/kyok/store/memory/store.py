@@ -7,6 +7,12 @@ from typing import Self
 
 from kyok.clock import Clock
 from kyok.store.memory._session import MemoryState, Session
+from kyok.store.memory.credentials import (
+    MemoryApiKeyRepository,
+    MemoryPrincipalRepository,
+    MemoryRefreshTokenRepository,
+    MemoryRoleBindingRepository,
+)
 from kyok.store.memory.repositories import (
     MemoryAliasRepository,
     MemoryBlobRepository,
@@ -18,11 +24,15 @@ from kyok.store.memory.repositories import (
 from kyok.store.memory.units import MemoryUnitStateStore
 from kyok.store.ports import (
     AliasRepository,
+    ApiKeyRepository,
     BlobRepository,
     InstanceRepository,
     KeyRepository,
     KeyRingRepository,
     KeyVersionRepository,
+    PrincipalRepository,
+    RefreshTokenRepository,
+    RoleBindingRepository,
 )
 
 
@@ -41,6 +51,10 @@ class MemoryUnitOfWork:
     blobs: BlobRepository
     aliases: AliasRepository
     key_rings: KeyRingRepository
+    principals: PrincipalRepository
+    api_keys: ApiKeyRepository
+    role_bindings: RoleBindingRepository
+    refresh_tokens: RefreshTokenRepository
 
     def __init__(self, state: MemoryState, *, read_only: bool = False) -> None:
         self._session = Session(state, read_only=read_only)
@@ -50,6 +64,10 @@ class MemoryUnitOfWork:
         self.blobs = MemoryBlobRepository(self._session)
         self.aliases = MemoryAliasRepository(self._session)
         self.key_rings = MemoryKeyRingRepository(self._session)
+        self.principals = MemoryPrincipalRepository(self._session)
+        self.api_keys = MemoryApiKeyRepository(self._session)
+        self.role_bindings = MemoryRoleBindingRepository(self._session)
+        self.refresh_tokens = MemoryRefreshTokenRepository(self._session)
 
     def __enter__(self) -> Self:
         self._session.open()

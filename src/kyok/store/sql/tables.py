@@ -140,3 +140,65 @@ unit_transcript = Table(
     Column("hash", Text, nullable=False),
     Column("mac", Text, nullable=True),
 )
+
+# ---------------------------------------------------------------- credentials (kyok.auth)
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("id", ident(), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Index(None, "instance_id", "name", unique=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("lookup", ident(), primary_key=True),
+    Column("instance_id", ident(), nullable=False),
+    Column("id", ident(), nullable=False),
+    Column("principal_id", ident(), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Index(None, "instance_id", "id", unique=True),
+    Index(None, "instance_id", "principal_id"),
+)
+
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("id", ident(), primary_key=True),
+    Column("principal_id", ident(), nullable=False),
+    Column("role", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Index(None, "instance_id", "principal_id", "role", "scope", unique=True),
+    # "is another administrator left?"
+    Index(None, "instance_id", "role"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("lookup", ident(), primary_key=True),
+    Column("instance_id", ident(), nullable=False),
+    Column("id", ident(), nullable=False),
+    Column("principal_id", ident(), nullable=False),
+    Column("api_key_id", ident(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("mac", Text, nullable=False),
+    Index(None, "instance_id", "principal_id"),
+    Index(None, "instance_id", "api_key_id"),
+    Index(None, "expires_at"),
+)

@@ -9,15 +9,25 @@ from sqlalchemy import Engine
 
 from kyok.store.ports import (
     AliasRepository,
+    ApiKeyRepository,
     BlobRepository,
     InstanceRepository,
     KeyRepository,
     KeyRingRepository,
     KeyVersionRepository,
+    PrincipalRepository,
+    RefreshTokenRepository,
+    RoleBindingRepository,
 )
 from kyok.store.sql._transaction import Transaction
 from kyok.store.sql.aliases import SqlAliasRepository
 from kyok.store.sql.blobs import SqlBlobRepository
+from kyok.store.sql.credentials import (
+    SqlApiKeyRepository,
+    SqlPrincipalRepository,
+    SqlRefreshTokenRepository,
+    SqlRoleBindingRepository,
+)
 from kyok.store.sql.instances import SqlInstanceRepository
 from kyok.store.sql.key_rings import SqlKeyRingRepository
 from kyok.store.sql.keys import SqlKeyRepository
@@ -43,6 +53,10 @@ class SqlUnitOfWork:
     blobs: BlobRepository
     aliases: AliasRepository
     key_rings: KeyRingRepository
+    principals: PrincipalRepository
+    api_keys: ApiKeyRepository
+    role_bindings: RoleBindingRepository
+    refresh_tokens: RefreshTokenRepository
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._tx = Transaction(engine, read_only=read_only)
@@ -52,6 +66,10 @@ class SqlUnitOfWork:
         self.blobs = SqlBlobRepository(self._tx)
         self.aliases = SqlAliasRepository(self._tx)
         self.key_rings = SqlKeyRingRepository(self._tx)
+        self.principals = SqlPrincipalRepository(self._tx)
+        self.api_keys = SqlApiKeyRepository(self._tx)
+        self.role_bindings = SqlRoleBindingRepository(self._tx)
+        self.refresh_tokens = SqlRefreshTokenRepository(self._tx)
 
     def __enter__(self) -> Self:
         self._tx.open()
