@@ -1,23 +1,178 @@
-"""Node settings: where data lives, which database, which seal for new instances, timers.
+"""Node settings: where data lives, which database, which seal for new instances, the HTTP
+listener, timers and token lifetimes.
 
-Every setting can come from the environment (``KYOK_*``); a TOML config file arrives with the
-server. Defaults give the embedded SQLite store under ``./kyok-data``.
+Every setting has a default, a key in the TOML config file (``kyok server --config FILE``) and a
+``KYOK_*`` environment variable; command-line flags win over the environment, which wins over
+the file, which wins over the defaults. :data:`ENV_VARS` is the one table of variables::
+
+    data_dir = "/var/lib/kyok"             # KYOK_DATA_DIR
+    database_url = "postgresql+psycopg://kyok@db/kyok"   # KYOK_DATABASE_URL (default: SQLite)
+    seal = "shares"                        # KYOK_SEAL: seal of instances created later
+    handle_cache_size = 100000             # KYOK_HANDLE_CACHE_SIZE
+    log_level = "info"                     # KYOK_LOG_LEVEL
+
+    [server]
+    host = "127.0.0.1"                     # KYOK_HOST
+    port = 8200                            # KYOK_PORT
+    tls_cert = "/etc/kyok/tls.crt"         # KYOK_TLS_CERT (PEM chain)
+    tls_key = "/etc/kyok/tls.key"          # KYOK_TLS_KEY
+    region = "local"                       # KYOK_REGION: the region part of key CRNs
+    vendor_content_types = true            # KYOK_VENDOR_CONTENT_TYPES
+    max_body_bytes = 1048576               # KYOK_MAX_BODY_BYTES
+
+    [timers]                               # KYOK_TIMER_<NAME>, e.g. KYOK_TIMER_ENABLE_DELAY=0s
+    enable_delay = "30s"
+    restore_delay = "30s"
+    min_rotate_interval = "1h"
+    purge_after = "4h"
+    restore_window = "30d"
+    auto_purge_after = "90d"
+    dual_auth_window = "7d"
+
+    [scheduler]
+    interval = "60s"                       # KYOK_SCHEDULER_INTERVAL (0s: no scheduler)
+
+    [tokens]
+    access_ttl = "1h"                      # KYOK_ACCESS_TOKEN_TTL
+    refresh_ttl = "1d"                     # KYOK_REFRESH_TOKEN_TTL
+
+Durations are seconds (a number) or a number with a unit: ``ms``, ``s``, ``m``, ``h``, ``d``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+__all__ = [
+    "DEFAULT_PORT",
+    "ENV_VARS",
+    "Duration",
+    "SchedulerSettings",
+    "SealKind",
+    "ServerSettings",
+    "Settings",
+    "TimerSettings",
+    "TokenSettings",
+    "parse_duration",
+]
 
 SealKind = Literal["dev", "shares"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+#: kyok's default port (Vault uses 8200 too; both are meant to be moved in production).
+DEFAULT_PORT = 8200
+
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read a duration: a timedelta, seconds as a number, or ``"<number><ms|s|m|h|d>"``.
+
+    Args:
+        value: the raw value from a file, the environment or code.
+
+    Returns:
+        The duration.
+
+    Raises:
+        ValueError: anything else, or a negative number.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like '30s', '4h', '30d'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration must not be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION_RE.fullmatch(value)
+        if match is not None:
+            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    raise ValueError("a duration is a number of seconds or text like '30s', '4h', '30d'")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(_Section):
+    """The HTTP listener and how the Key Protect API presents itself."""
+
+    host: str = Field(default="127.0.0.1", description="listen address")
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="listen port")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate chain for TLS")
+    tls_key: Path | None = Field(default=None, description="PEM private key for TLS")
+    region: str = Field(
+        default="local", pattern=r"^[a-z0-9-]{1,32}$", description="region in key CRNs"
+    )
+    vendor_content_types: bool = Field(
+        default=True,
+        description="answer create/restore/wrap/unwrap/rewrap with Key Protect's vendor "
+        "content types (IBM's Python examples need them)",
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="largest request body accepted"
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the listener speaks TLS."""
+        return self.tls_cert is not None
+
+
+class TimerSettings(_Section):
+    """The key-rule timers (DESIGN §4); Key Protect's values by default."""
+
+    enable_delay: Duration = timedelta(seconds=30)
+    restore_delay: Duration = timedelta(seconds=30)
+    min_rotate_interval: Duration = timedelta(hours=1)
+    purge_after: Duration = timedelta(hours=4)
+    restore_window: Duration = timedelta(days=30)
+    auto_purge_after: Duration = timedelta(days=90)
+    dual_auth_window: Duration = timedelta(days=7)
+
+
+class SchedulerSettings(_Section):
+    """The background job that deactivates expired keys and purges overdue ones."""
+
+    interval: Duration = Field(
+        default=timedelta(seconds=60), description="time between runs; 0 turns it off"
+    )
+
+
+class TokenSettings(_Section):
+    """Lifetimes of the credentials the token endpoints issue."""
+
+    access_ttl: Duration = Field(
+        default=timedelta(hours=1), description="how long an access token lives"
+    )
+    refresh_ttl: Duration = Field(
+        default=timedelta(days=1),
+        description="how long a session lasts after its API key was presented",
+    )
 
 
 class Settings(BaseModel):
-    """Where a node keeps its state."""
+    """Everything a node is configured with."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -31,6 +186,11 @@ class Settings(BaseModel):
     handle_cache_size: int = Field(
         default=100_000, ge=1, description="cached root-key handles per unit"
     )
+    log_level: LogLevel = "info"
+    server: ServerSettings = ServerSettings()
+    timers: TimerSettings = TimerSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    tokens: TokenSettings = TokenSettings()
 
     @property
     def resolved_database_url(self) -> str:
@@ -41,15 +201,103 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``KYOK_DATA_DIR``, ``KYOK_DATABASE_URL``, ``KYOK_SEAL``, then ``overrides``
-        (explicit values, e.g. from command-line flags, win; None means "not given")."""
+        """Settings from the ``KYOK_*`` environment, then ``overrides``.
+
+        Args:
+            env: the environment (default ``os.environ``).
+            overrides: explicit values by field name (e.g. from command-line flags); None
+                means "not given".
+
+        Returns:
+            The settings.
+
+        Raises:
+            pydantic.ValidationError: a value is out of range or malformed.
+        """
+        return cls.load(None, env=env, overrides=overrides)
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, object] | None = None,
+    ) -> Settings:
+        """Settings from defaults, a TOML file, the environment and overrides, in that order.
+
+        Args:
+            config_file: a TOML file (see the module docstring), or None.
+            env: the environment (default ``os.environ``); see :data:`ENV_VARS`.
+            overrides: explicit values by dotted name (``"server.port"``, ``"data_dir"``);
+                None values are skipped.
+
+        Returns:
+            The settings.
+
+        Raises:
+            OSError: the file cannot be read.
+            tomllib.TOMLDecodeError: the file is not TOML.
+            pydantic.ValidationError: a value is out of range, malformed or unknown.
+        """
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            with open(config_file, "rb") as fh:
+                values = tomllib.load(fh)
+            base = config_file.parent
+            _resolve_paths(values, base)
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        if env.get("KYOK_DATA_DIR"):
-            values["data_dir"] = Path(env["KYOK_DATA_DIR"])
-        if env.get("KYOK_DATABASE_URL"):
-            values["database_url"] = env["KYOK_DATABASE_URL"]
-        if env.get("KYOK_SEAL"):
-            values["seal"] = env["KYOK_SEAL"]
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        for var, dotted in ENV_VARS.items():
+            raw = env.get(var)
+            if raw:
+                _put(values, dotted, raw)
+        for dotted, value in (overrides or {}).items():
+            if value is not None:
+                _put(values, dotted, value)
         return cls.model_validate(values)
+
+
+#: Environment variable -> dotted setting name.
+ENV_VARS: Mapping[str, str] = {
+    "KYOK_DATA_DIR": "data_dir",
+    "KYOK_DATABASE_URL": "database_url",
+    "KYOK_SEAL": "seal",
+    "KYOK_HANDLE_CACHE_SIZE": "handle_cache_size",
+    "KYOK_LOG_LEVEL": "log_level",
+    "KYOK_HOST": "server.host",
+    "KYOK_PORT": "server.port",
+    "KYOK_TLS_CERT": "server.tls_cert",
+    "KYOK_TLS_KEY": "server.tls_key",
+    "KYOK_REGION": "server.region",
+    "KYOK_VENDOR_CONTENT_TYPES": "server.vendor_content_types",
+    "KYOK_MAX_BODY_BYTES": "server.max_body_bytes",
+    **{f"KYOK_TIMER_{name.upper()}": f"timers.{name}" for name in TimerSettings.model_fields},
+    "KYOK_SCHEDULER_INTERVAL": "scheduler.interval",
+    "KYOK_ACCESS_TOKEN_TTL": "tokens.access_ttl",
+    "KYOK_REFRESH_TOKEN_TTL": "tokens.refresh_ttl",
+}
+
+_FILE_PATHS = ("data_dir", "server.tls_cert", "server.tls_key")
+
+
+def _put(values: dict[str, Any], dotted: str, value: object) -> None:
+    *sections, name = dotted.split(".")
+    target = values
+    for section in sections:
+        inner = target.setdefault(section, {})
+        if not isinstance(inner, dict):
+            raise ValueError(f"[{section}] must be a table")
+        target = inner
+    target[name] = value
+
+
+def _resolve_paths(values: dict[str, Any], base: Path) -> None:
+    """Make relative paths in a config file relative to the file, not the working directory."""
+    for dotted in _FILE_PATHS:
+        *sections, name = dotted.split(".")
+        target: Any = values
+        for section in sections:
+            target = target.get(section) if isinstance(target, dict) else None
+        if isinstance(target, dict) and isinstance(target.get(name), str):
+            path = Path(target[name]).expanduser()
+            target[name] = str(path if path.is_absolute() else base / path)

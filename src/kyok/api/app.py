@@ -1,0 +1,70 @@
+"""The application factory: one FastAPI app per node.
+
+Routes: the Key Protect API under ``/api/v2`` (:mod:`kyok.api.kp`), kyok's crypto-unit
+endpoints under ``/api/v2/kyok/unit`` (:mod:`kyok.api.unit`), ``/health``, ``/metrics`` and
+``/openapi.json``; with the real auth service also IAM's token endpoints (``/identity/token``,
+``/oidc/token``: :mod:`kyok.api.iam`) and kyok's access management (``/api/v2/kyok/whoami``,
+principals, API keys, role bindings: :mod:`kyok.api.admin`).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from kyok import __version__
+from kyok.api import openapi
+from kyok.api.admin import build_admin_router
+from kyok.api.deps import caller
+from kyok.api.errors import install_error_handlers
+from kyok.api.health import build_router as health_router
+from kyok.api.iam import build_iam_router
+from kyok.api.kp import Media
+from kyok.api.kp import build_router as kp_router
+from kyok.api.metrics import Metrics
+from kyok.api.middleware import RequestContextMiddleware
+from kyok.api.ports import NodePort
+from kyok.api.unit import build_router as unit_router
+from kyok.auth import AuthService
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = """\
+kyok speaks IBM Key Protect's v2 API, so the unmodified `keyprotect` clients (Python, Go) and
+curl scripts work against it. Every `/api/v2` call needs `Bluemix-Instance`; Key Protect calls
+also `Authorization: Bearer <access token>`. Bodies are JSON whatever their `Content-Type`, and
+field names match in any case. Every error has the Key Protect envelope
+(`errorMsg` + `reasons[{code, message, status, moreInfo, target?}]`).
+"""
+
+
+def create_app(node: NodePort) -> FastAPI:
+    """Build the HTTP application of ``node``.
+
+    Args:
+        node: the node (``kyok.bootstrap.Node`` or anything with the same attributes). The
+            token and access-management endpoints are served when ``node.auth`` is the real
+            :class:`~kyok.auth.AuthService` (tests may pass a double that only authenticates).
+
+    Returns:
+        The ASGI application (its lifespan does nothing: the server owns the node).
+    """
+    app = FastAPI(
+        title="kyok",
+        version=__version__,
+        description=_DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.node = node
+    app.state.kp_media = Media.choose(node.settings.server.vendor_content_types)
+    app.state.metrics = Metrics(node.unit_console.overview)
+    install_error_handlers(app)
+    app.include_router(health_router())
+    if isinstance(node.auth, AuthService):
+        app.include_router(build_iam_router(node.auth))
+        app.include_router(build_admin_router(node.auth, caller))
+    app.include_router(unit_router())
+    app.include_router(kp_router(app.state.kp_media))
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    openapi.install(app)
+    return app

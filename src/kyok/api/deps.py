@@ -1,0 +1,156 @@
+"""Per-request dependencies shared by every adapter: the node, the caller, the instance, the body.
+
+Dependencies that do no I/O are ``async`` so that FastAPI runs them on the event loop instead of
+hopping to a worker thread for each; ``caller`` may read the store, so it runs in a thread.
+
+``Caller`` authenticates each ``/api/v2`` request through the node's auth service; the
+``Bluemix-Instance`` header is required first (400 ``BAD_REQUEST_ERR`` without it, then 401
+for missing or bad credentials). ``raw_body`` reads the body with a size cap (413 above it),
+whatever its ``Content-Type``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kyok.api.errors import PayloadTooLarge
+from kyok.api.ports import NodePort
+from kyok.auth.context import AuthContext
+from kyok.auth.errors import MissingInstance
+
+__all__ = [
+    "Caller",
+    "CorrelationHeaders",
+    "InstanceId",
+    "Node",
+    "RawBody",
+    "caller",
+    "get_node",
+    "instance_id",
+    "raw_body",
+]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="An access token from POST /identity/token (IAM-compatible)",
+)
+
+
+async def get_node(request: Request) -> NodePort:
+    """The node hosting this application.
+
+    Args:
+        request: the request.
+
+    Returns:
+        ``app.state.node``.
+    """
+    node: NodePort = request.app.state.node
+    return node
+
+
+Node = Annotated[NodePort, Depends(get_node)]
+
+
+async def instance_id(
+    bluemix_instance: Annotated[
+        str | None,
+        Header(
+            alias="Bluemix-Instance",
+            description="The KMS instance the request is about (required)",
+        ),
+    ] = None,
+) -> str:
+    """The ``Bluemix-Instance`` header.
+
+    Args:
+        bluemix_instance: the raw header.
+
+    Returns:
+        The instance id.
+
+    Raises:
+        MissingInstance: the header is missing or blank.
+    """
+    if bluemix_instance is None or not bluemix_instance.strip():
+        raise MissingInstance()
+    return bluemix_instance.strip()
+
+
+InstanceId = Annotated[str, Depends(instance_id)]
+
+
+def caller(
+    request: Request,
+    node: Node,
+    instance: InstanceId,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> AuthContext:
+    """Authenticate the request.
+
+    Args:
+        request: the request (its raw ``Authorization`` header is passed on as is).
+        node: the node.
+        instance: the ``Bluemix-Instance`` header.
+        _credentials: declares the bearer scheme in the OpenAPI document.
+
+    Returns:
+        The caller, scoped to the instance.
+
+    Raises:
+        MissingInstance: no ``Bluemix-Instance``.
+        Unauthenticated: missing, malformed, expired or other-instance credentials.
+    """
+    return node.auth.authenticate(request.headers.get("authorization"), instance)
+
+
+Caller = Annotated[AuthContext, Depends(caller)]
+
+
+async def correlation_headers(
+    correlation_id: Annotated[
+        str | None,
+        Header(
+            alias="Correlation-Id",
+            description="Echoed in the `correlation-id` response header (X-Correlation-ID too)",
+        ),
+    ] = None,
+) -> None:
+    """Documents ``Correlation-Id`` (the middleware does the work)."""
+
+
+CorrelationHeaders = Depends(correlation_headers)
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request body, whatever its ``Content-Type``, at most ``server.max_body_bytes``.
+
+    Args:
+        request: the request.
+
+    Returns:
+        The raw bytes (empty when there is no body).
+
+    Raises:
+        PayloadTooLarge: the body is larger than the limit.
+    """
+    node: NodePort = request.app.state.node
+    limit = node.settings.server.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]

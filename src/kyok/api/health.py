@@ -1,0 +1,86 @@
+"""``GET /health`` and ``GET /metrics`` (public; docs/api-kyok.md, "Health and metrics")."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict
+
+from kyok import __version__
+from kyok.api import openapi
+from kyok.api.deps import Node
+from kyok.api.metrics import Metrics
+from kyok.api.operations import operation
+from kyok.api.responses import json_response
+
+__all__ = ["build_router"]
+
+log = logging.getLogger("kyok.api")
+
+
+class UnitHealth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instanceId: str
+    unitId: str
+    sealed: bool
+
+
+class Health(BaseModel):
+    """``ok`` when every unit is unsealed, ``sealed`` when one is; ``unavailable`` (503) when
+    the store does not answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str
+    version: str
+    units: list[UnitHealth] | None = None
+
+
+@operation("Health could not be determined")
+def health(node: Node) -> Response:
+    """Whether the node can serve: the store answers, and which units are sealed."""
+    try:
+        units = node.unit_console.overview()
+    except Exception:
+        log.warning("health: the store does not answer", exc_info=True)
+        return json_response({"status": "unavailable", "version": __version__}, 503)
+    status = "sealed" if any(u.sealed for u in units) else "ok"
+    body = {
+        "status": status,
+        "version": __version__,
+        "units": [
+            {"instanceId": u.instance_id, "unitId": u.unit_id, "sealed": u.sealed} for u in units
+        ],
+    }
+    return json_response(body)
+
+
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def build_router() -> APIRouter:
+    """The health and metrics routes.
+
+    Returns:
+        The router.
+    """
+    router = APIRouter(tags=["kyok: operations"])
+    router.add_api_route(
+        "/health",
+        health,
+        methods=["GET"],
+        responses={
+            200: openapi.response(Health, "The node and its units"),
+            503: openapi.response(Health, "The store does not answer"),
+        },
+        operation_id="health",
+    )
+    router.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    return router

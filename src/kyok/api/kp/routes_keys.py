@@ -1,0 +1,491 @@
+"""Keys (reference §2.1): create, list, count, get, metadata, move, delete, purge, restore,
+versions.
+
+Each route parses, checks the caller's permission (reading the key first only when the caller's
+grants are scoped to rings or keys), makes one ``KeyService`` call and renders the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from kyok.api import openapi
+from kyok.api.deps import Caller, Node, RawBody
+from kyok.api.kp import models
+from kyok.api.kp._common import (
+    JSON,
+    KeyId,
+    KeyRingHeader,
+    Media,
+    MediaTypes,
+    NotSupportedYet,
+    PreferHeader,
+    authorize_key,
+    errors,
+    json_response,
+    no_content,
+)
+from kyok.api.kp.body import (
+    Fields,
+    collection_resources,
+    decode_b64,
+    parse_bool_param,
+    parse_int_param,
+    parse_json,
+    parse_prefer,
+    parse_time,
+)
+from kyok.api.kp.render import (
+    KEY_TYPE,
+    KEY_VERSION_TYPE,
+    collection,
+    key_resource,
+    version_resource,
+)
+from kyok.api.operations import Target, operation
+from kyok.auth.context import AuthContext, NotAllowed
+from kyok.auth.roles import Permission
+from kyok.kms.errors import BadBody, InvalidField, KeyDeleted, KeyNotFound, KeyStateConflict
+from kyok.kms.keys import KeyView
+from kyok.kms.query import parse_key_query
+from kyok.kms.validation import DEFAULT_KEY_RING
+
+__all__ = ["register"]
+
+_RING_TARGETS: dict[str, Target] = {"key_ring_id": ("header", "X-Kms-Key-Ring")}
+
+
+def _region(node: Node) -> str:
+    return node.settings.server.region
+
+
+@dataclass(frozen=True, slots=True)
+class _NewKey:
+    """A create-key resource, parsed."""
+
+    name: str
+    extractable: bool
+    description: str | None
+    tags: Any
+    aliases: Any
+    expires_at: datetime | None
+    material: bytes | None
+    key_ring_id: str | None
+
+
+def _new_key(resource: Fields, ring_header: str | None) -> _NewKey:
+    for field in ("encryptedNonce", "iv", "encryptionAlgorithm"):
+        if resource.value(field) is not None:
+            raise NotSupportedYet(
+                "Importing keys with an import token is not supported by this server yet",
+                target=field,
+            )
+    for field in ("rotation", "dualAuthDelete"):
+        if resource.value(field) is not None:
+            raise NotSupportedYet("Key policies are not supported by this server yet", target=field)
+    payload = resource.value("payload")
+    material = None
+    if payload is not None:
+        material = decode_b64(payload, "payload", what="base64 encoded key material")
+        if not material:
+            raise InvalidField("payload", "must not be empty")
+    body_ring = resource.text("keyRingID")
+    if ring_header and body_ring and ring_header != body_ring:
+        raise BadBody("the X-Kms-Key-Ring header and keyRingID name different key rings")
+    return _NewKey(
+        name=resource.text("name", required=True) or "",
+        extractable=resource.boolean("extractable", False),
+        description=resource.text("description"),
+        tags=resource.value("tags"),
+        aliases=resource.value("aliases"),
+        expires_at=parse_time(resource.value("expirationDate"), "expirationDate"),
+        material=material,
+        key_ring_id=ring_header or body_ring,
+    )
+
+
+def _payload(node: Node, ctx: AuthContext, view: KeyView) -> bytes | None:
+    """A standard key's material, when the caller may read it and the key's state gives it."""
+    if not view.extractable:
+        return None
+    if not ctx.allows(Permission.KEYS_READ, key_ring_id=view.record.key_ring_id, key_id=view.id):
+        return None
+    try:
+        return node.service.get_key_material(ctx.instance_id, view.id)
+    except (KeyDeleted, KeyStateConflict):
+        return None  # destroyed or not yet active: metadata only
+
+
+def _keys_response(
+    node: Node, views: list[KeyView], status: int, media_type: str, payload: bytes | None = None
+) -> Response:
+    resources = [key_resource(v, region=_region(node), payload=payload) for v in views]
+    return json_response(collection(KEY_TYPE, resources), status, media_type)
+
+
+@operation("Key could not be created", "create_key", _RING_TARGETS)
+def create_key(
+    ctx: Caller,
+    node: Node,
+    media: MediaTypes,
+    raw: RawBody,
+    x_kms_key_ring: KeyRingHeader = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Create a root key (`extractable: false`) or a standard key; import with `payload`.
+
+    Without `Prefer` (or with `return=representation`) the new key is returned in full,
+    standard keys with their `payload`; `return=minimal` leaves the payload out.
+    """
+    resources = collection_resources(parse_json(raw), KEY_TYPE)
+    if len(resources) != 1:
+        raise BadBody("Only creation of one key per request is supported")
+    spec = _new_key(resources[0], x_kms_key_ring)
+    ring = spec.key_ring_id or DEFAULT_KEY_RING
+    if not ctx.allows_instance_wide(Permission.KEYS_CREATE):
+        ctx.require(Permission.KEYS_CREATE, key_ring_id=ring)
+    view = node.service.create_key(
+        ctx.principal,
+        ctx.instance_id,
+        spec.name,
+        extractable=spec.extractable,
+        description=spec.description,
+        tags=spec.tags,
+        aliases=spec.aliases,
+        expires_at=spec.expires_at,
+        material=spec.material,
+        key_ring_id=spec.key_ring_id,
+    )
+    payload = None if parse_prefer(prefer) == "minimal" else _payload(node, ctx, view)
+    return _keys_response(node, [view], 201, media.key, payload)
+
+
+def _list_scope(ctx: AuthContext, ring_header: str | None) -> str | None:
+    """The key ring a list is limited to; ring-scoped callers must name one of theirs."""
+    if ctx.allows_instance_wide(Permission.KEYS_LIST):
+        return ring_header or None
+    if ring_header and ctx.allows(Permission.KEYS_LIST, key_ring_id=ring_header):
+        return ring_header
+    raise NotAllowed(Permission.KEYS_LIST)
+
+
+_Limit = Annotated[str | None, Query(description="page size, 1-5000 (default 200)")]
+_Offset = Annotated[str | None, Query(description="0-based start")]
+_State = Annotated[str | None, Query(description="comma list of states 0,1,2,3,5 (default 0-3)")]
+_Extractable = Annotated[str | None, Query(description="true: standard keys; false: root keys")]
+_Search = Annotated[
+    str | None,
+    Query(description="substring of name or alias; prefixes not:, exact:, escape:, alias:, name:"),
+]
+_Sort = Annotated[
+    str | None, Query(description="comma list of fields, `-` for descending (default id)")
+]
+_Filter = Annotated[
+    str | None, Query(description="space-separated prop=value or prop=op:value terms")
+]
+
+
+@operation("Collection of keys could not be retrieved", "list_keys")
+def list_keys(
+    ctx: Caller,
+    node: Node,
+    limit: _Limit = None,
+    offset: _Offset = None,
+    state: _State = None,
+    extractable: _Extractable = None,
+    search: _Search = None,
+    sort: _Sort = None,
+    filter: _Filter = None,
+    x_kms_key_ring: KeyRingHeader = None,
+) -> Response:
+    """List keys (never with `payload`); destroyed keys only when `state` asks for 5."""
+    ring = _list_scope(ctx, x_kms_key_ring)
+    query = parse_key_query(
+        ctx.instance_id,
+        limit=limit,
+        offset=offset,
+        state=state,
+        extractable=extractable,
+        search=search,
+        sort=sort,
+        filter=filter,
+        key_ring_id=ring,
+    )
+    views, _total = node.service.list_keys(query)
+    body = collection(KEY_TYPE, [key_resource(v, region=_region(node)) for v in views])
+    if query.search is not None:
+        s = query.search
+        scopes = [name for name, on in (("name", s.names), ("alias", s.aliases)) if on]
+        body["metadata"]["searchQuery"] = {
+            "query": s.text,
+            "scopes": scopes,
+            "not": s.negate,
+            "exact": s.exact,
+        }
+    return json_response(body)
+
+
+@operation("Key total could not be retrieved", "count_keys")
+def count_keys(
+    ctx: Caller,
+    node: Node,
+    state: _State = None,
+    extractable: _Extractable = None,
+    search: _Search = None,
+    filter: _Filter = None,
+    x_kms_key_ring: KeyRingHeader = None,
+) -> Response:
+    """The number of keys that match, in the `Key-Total` header (no body)."""
+    ring = _list_scope(ctx, x_kms_key_ring)
+    query = parse_key_query(
+        ctx.instance_id,
+        state=state,
+        extractable=extractable,
+        search=search,
+        filter=filter,
+        key_ring_id=ring,
+    )
+    total = node.service.count_keys(query)
+    return Response(status_code=200, headers={"Key-Total": str(total)})
+
+
+def _in_ring(view: KeyView, ring_header: str | None) -> KeyView:
+    """``X-Kms-Key-Ring`` on a read limits it to that ring: a key elsewhere is not found."""
+    if ring_header and view.record.key_ring_id != ring_header:
+        raise KeyNotFound()
+    return view
+
+
+@operation("Key could not be retrieved", "get_key")
+def get_key(ctx: Caller, node: Node, id: KeyId, x_kms_key_ring: KeyRingHeader = None) -> Response:
+    """A key with its `payload` (standard keys only; needs ReaderPlus)."""
+    view = _in_ring(node.service.get_key(ctx.instance_id, id), x_kms_key_ring)
+    if not ctx.allows_instance_wide(Permission.KEYS_READ):
+        ctx.require(Permission.KEYS_READ, key_ring_id=view.record.key_ring_id, key_id=view.id)
+    return _keys_response(node, [view], 200, JSON, _payload(node, ctx, view))
+
+
+@operation("Key metadata could not be retrieved", "get_key_metadata")
+def get_key_metadata(
+    ctx: Caller, node: Node, id: KeyId, x_kms_key_ring: KeyRingHeader = None
+) -> Response:
+    """A key without its material."""
+    view = _in_ring(node.service.get_key(ctx.instance_id, id), x_kms_key_ring)
+    if not ctx.allows_instance_wide(Permission.KEYS_READ_METADATA):
+        ctx.require(
+            Permission.KEYS_READ_METADATA, key_ring_id=view.record.key_ring_id, key_id=view.id
+        )
+    return _keys_response(node, [view], 200, JSON)
+
+
+@operation(
+    "Key could not be updated",
+    "patch_key",
+    {"key_ring_id": ("field", "keyRingID")},
+)
+def patch_key(
+    ctx: Caller, node: Node, id: KeyId, raw: RawBody, x_kms_key_ring: KeyRingHeader = None
+) -> Response:
+    """Move a key to another key ring (`{"keyRingID": ...}`; `X-Kms-Key-Ring` = current ring)."""
+    body = parse_json(raw)
+    fields = Fields(body)
+    if "resources" in fields:
+        fields = collection_resources(body, KEY_TYPE)[0]
+    target = fields.text("keyRingID", required=True) or ""
+    view = authorize_key(ctx, node.service, Permission.KEYS_PATCH, id)
+    if view is not None:
+        ctx.require(Permission.KEYS_PATCH, key_ring_id=target)
+    moved = node.service.patch_key_ring(
+        ctx.principal, ctx.instance_id, id, target, current_key_ring_id=x_kms_key_ring or None
+    )
+    return _keys_response(node, [moved], 200, JSON)
+
+
+@operation("Key could not be deleted", "delete_key")
+def delete_key(
+    ctx: Caller,
+    node: Node,
+    id: KeyId,
+    force: Annotated[str | None, Query(description="true: delete despite registrations")] = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Destroy a key (state 5). `Prefer: return=representation` returns it; else 204."""
+    forced = parse_bool_param(force, "force")
+    authorize_key(ctx, node.service, Permission.KEYS_DELETE, id)
+    view = node.service.delete(ctx.principal, ctx.instance_id, id, force=forced)
+    if parse_prefer(prefer) == "representation":
+        return _keys_response(node, [view], 200, JSON)
+    return no_content()
+
+
+@operation("Key could not be purged", "purge_key")
+def purge_key(ctx: Caller, node: Node, id: KeyId, prefer: PreferHeader = None) -> Response:
+    """Remove a destroyed key for good (KeyPurge role; 4 h after deletion)."""
+    authorize_key(ctx, node.service, Permission.KEYS_PURGE, id)
+    view = node.service.purge(ctx.principal, ctx.instance_id, id)
+    if parse_prefer(prefer) == "minimal":
+        return no_content()
+    return _keys_response(node, [view], 200, JSON)
+
+
+@operation("Key could not be restored", "restore_key")
+def restore_key(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) -> Response:
+    """Bring a destroyed key back (within 30 days); the body, if any, is ignored."""
+    authorize_key(ctx, node.service, Permission.KEYS_RESTORE, id)
+    view = node.service.restore(ctx.principal, ctx.instance_id, id)
+    return _keys_response(node, [view], 201, media.key)
+
+
+@operation("Key versions could not be retrieved", "list_key_versions")
+def list_key_versions(
+    ctx: Caller,
+    node: Node,
+    id: KeyId,
+    limit: _Limit = None,
+    offset: _Offset = None,
+    totalCount: Annotated[str | None, Query(description="true: add metadata.totalCount")] = None,
+    allKeyStates: Annotated[
+        str | None, Query(description="true: also for keys that are not active")
+    ] = None,
+) -> Response:
+    """A key's versions, newest first."""
+    page_limit = parse_int_param(limit, "limit", 200)
+    page_offset = parse_int_param(offset, "offset", 0)
+    with_total = parse_bool_param(totalCount, "totalCount")
+    all_states = parse_bool_param(allKeyStates, "allKeyStates")
+    authorize_key(ctx, node.service, Permission.KEYS_LIST_VERSIONS, id)
+    versions, total = node.service.list_versions(
+        ctx.instance_id, id, page_limit, page_offset, all_states=all_states
+    )
+    body = collection(
+        KEY_VERSION_TYPE,
+        [version_resource(v) for v in versions],
+        total=total if with_total else None,
+    )
+    return json_response(body)
+
+
+def register(router: APIRouter, media: Media) -> None:
+    """Add the key routes to ``router``.
+
+    Args:
+        router: the ``/api/v2`` router.
+        media: the application's response content types.
+    """
+    key_id = "/keys/{id}"
+    keys_doc = openapi.response(models.KeyCollection, "One key", JSON)
+    router.add_api_route(
+        "/keys",
+        create_key,
+        methods=["POST"],
+        status_code=201,
+        response_class=media.response_class(media.key),
+        responses={
+            201: openapi.response(models.KeyCollection, "The new key", media.key),
+            **errors(404, 409, 501),
+        },
+        openapi_extra=openapi.request_body(
+            models.KeyCreateBody,
+            [KEY_TYPE, JSON],
+            required=True,
+            description="One key in a collection (any Content-Type; field names in any case)",
+        ),
+        operation_id="create_key",
+    )
+    router.add_api_route(
+        "/keys",
+        list_keys,
+        methods=["GET"],
+        responses={200: openapi.response(models.KeyCollection, "A page of keys"), **errors(404)},
+        operation_id="list_keys",
+    )
+    router.add_api_route(
+        "/keys",
+        count_keys,
+        methods=["HEAD"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The count is in the Key-Total header",
+                "headers": {"Key-Total": {"schema": {"type": "integer"}}},
+            },
+            **errors(404),
+        },
+        operation_id="count_keys",
+    )
+    router.add_api_route(
+        key_id,
+        get_key,
+        methods=["GET"],
+        responses={200: keys_doc, **errors(404)},
+        operation_id="get_key",
+    )
+    router.add_api_route(
+        key_id + "/metadata",
+        get_key_metadata,
+        methods=["GET"],
+        responses={200: keys_doc, **errors(404)},
+        operation_id="get_key_metadata",
+    )
+    router.add_api_route(
+        key_id,
+        patch_key,
+        methods=["PATCH"],
+        responses={200: keys_doc, **errors(404, 410)},
+        openapi_extra=openapi.request_body(
+            models.KeyPatchBody, [KEY_TYPE, JSON], required=True, description="The new key ring"
+        ),
+        operation_id="patch_key",
+    )
+    router.add_api_route(
+        key_id,
+        delete_key,
+        methods=["DELETE"],
+        status_code=204,
+        response_class=Response,
+        responses={
+            200: openapi.response(
+                models.KeyCollection, "The destroyed key (return=representation)"
+            ),
+            **errors(404, 409, 410),
+        },
+        operation_id="delete_key",
+    )
+    router.add_api_route(
+        key_id + "/purge",
+        purge_key,
+        methods=["DELETE"],
+        responses={
+            200: openapi.response(models.KeyCollection, "The key as it was before the purge"),
+            204: {"description": "Purged (return=minimal)"},
+            **errors(404, 409),
+        },
+        operation_id="purge_key",
+    )
+    router.add_api_route(
+        key_id + "/restore",
+        restore_key,
+        methods=["POST"],
+        status_code=201,
+        response_class=media.response_class(media.key),
+        responses={
+            201: openapi.response(models.KeyCollection, "The restored key", media.key),
+            **errors(404, 409),
+        },
+        operation_id="restore_key",
+    )
+    router.add_api_route(
+        key_id + "/versions",
+        list_key_versions,
+        methods=["GET"],
+        responses={
+            200: openapi.response(models.KeyVersionCollection, "The versions, newest first"),
+            **errors(404, 409),
+        },
+        operation_id="list_key_versions",
+    )

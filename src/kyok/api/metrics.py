@@ -1,0 +1,99 @@
+"""Prometheus metrics of one application (its own registry, so several apps can coexist).
+
+* ``kyok_http_requests_total{method, route, status}`` and
+  ``kyok_http_request_duration_seconds{method, route}``: every request, labelled by the route
+  *template* (``/api/v2/keys/{id}``), never by a raw path;
+* ``kyok_key_operations_total{operation, outcome}``: key operations (create, wrap, rotate ...),
+  outcome ``success``, ``client_error`` or ``server_error``;
+* ``kyok_units`` and ``kyok_units_sealed``: the node's crypto units, read at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kyok.api.ports import UnitInfo
+
+__all__ = ["Metrics"]
+
+log = logging.getLogger("kyok.api")
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class _UnitCollector(Collector):
+    """Reads the units at scrape time."""
+
+    def __init__(self, overview: Callable[[], Sequence[UnitInfo]]) -> None:
+        self._overview = overview
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            units = self._overview()
+        except Exception:
+            log.warning("metrics: the unit overview failed (store unavailable?)")
+            return
+        total = GaugeMetricFamily("kyok_units", "Crypto units of this node")
+        sealed = GaugeMetricFamily("kyok_units_sealed", "Crypto units that are sealed")
+        total.add_metric([], len(units))
+        sealed.add_metric([], sum(1 for u in units if u.sealed))
+        yield total
+        yield sealed
+
+
+class Metrics:
+    """The application's metrics.
+
+    Args:
+        overview: lists the node's units (for the unit gauges).
+    """
+
+    def __init__(self, overview: Callable[[], Sequence[UnitInfo]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "kyok_http_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "kyok_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.key_operations = Counter(
+            "kyok_key_operations",
+            "Key operations by operation and outcome",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.registry.register(_UnitCollector(overview))
+
+    def observe(self, method: str, route: str, status: int, seconds: float, key_op: str) -> None:
+        """Record one finished request.
+
+        Args:
+            method: the HTTP method.
+            route: the route template, or ``unmatched``.
+            status: the response status.
+            seconds: how long it took.
+            key_op: the key operation's name, or "" for other requests.
+        """
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+        if key_op:
+            outcome = (
+                "success" if status < 400 else "client_error" if status < 500 else "server_error"
+            )
+            self.key_operations.labels(key_op, outcome).inc()
+
+    def render(self) -> bytes:
+        """The text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,107 @@
+"""The request envelope every response gets: ids, correlation, timing, a last line of defence.
+
+For each HTTP request :class:`RequestContextMiddleware`
+
+* takes the caller's ``X-Request-Id`` if it is a sane token, else makes one, keeps it in
+  ``scope["state"]["request_id"]`` and answers it in ``x-request-id``;
+* echoes ``correlation-id`` on every response: the caller's ``Correlation-Id`` (or
+  ``X-Correlation-ID``), else a new UUID, as the Go client and IBM's docs expect;
+* records metrics by route template and writes one access-log line (method, route template,
+  status, duration, ids: never a header value, a body or a query string);
+* turns an exception nothing else handled into a 500 error envelope without detail, logged
+  with the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kyok.api.errors import internal_error_response
+from kyok.api.metrics import Metrics
+from kyok.api.operations import current_operation
+
+__all__ = ["RequestContextMiddleware"]
+
+log = logging.getLogger("kyok.api")
+access_log = logging.getLogger("kyok.access")
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _header(scope: Scope, *names: bytes) -> str | None:
+    wanted = {n.lower() for n in names}
+    found: dict[bytes, str] = {}
+    for key, value in scope.get("headers", ()):
+        if key.lower() in wanted and key.lower() not in found:
+            found[key.lower()] = value.decode("latin-1")
+    for name in names:
+        value = found.get(name.lower())
+        if value is not None and _TOKEN_RE.fullmatch(value.strip()):
+            return value.strip()
+    return None
+
+
+class RequestContextMiddleware:
+    """See the module docstring.
+
+    Args:
+        app: the wrapped application.
+        metrics: where to record requests.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        correlation = _header(scope, b"correlation-id", b"x-correlation-id") or str(uuid.uuid4())
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["correlation_id"] = correlation
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["correlation-id"] = correlation
+                headers["x-request-id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("request %s failed with an unexpected error", request_id)
+            if response_started:
+                raise
+            await internal_error_response(scope)(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.observe(method, route, status, elapsed, current_operation(scope).name)
+            access_log.info(
+                "%s %s %d %.1fms request_id=%s correlation_id=%s",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                request_id,
+                correlation,
+            )

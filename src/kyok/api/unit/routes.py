@@ -1,0 +1,156 @@
+"""The crypto unit over HTTP (docs/api-kyok.md, "Crypto unit").
+
+These endpoints need no token: ceremony commands authenticate themselves (administrators'
+signatures checked by the unit), and status and transcript are public by design. The instance
+comes from ``Bluemix-Instance``. Field names are camelCase; the unit's own snake_case names
+are converted here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from kyok.api import openapi
+from kyok.api.deps import CorrelationHeaders, InstanceId, Node, RawBody
+from kyok.api.operations import operation
+from kyok.api.responses import error_responses, json_response
+from kyok.api.unit import models
+from kyok.kms.errors import BadBody, InvalidField
+
+__all__ = ["build_router", "camel"]
+
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+
+def camel(value: Any) -> Any:
+    """``value`` with every dict key turned from snake_case into camelCase (recursively).
+
+    Args:
+        value: JSON-shaped data.
+
+    Returns:
+        The same data with camelCase keys.
+    """
+    if isinstance(value, dict):
+        return {
+            _SNAKE.sub(lambda m: m.group(1).upper(), str(k)): camel(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value
+
+
+@operation("Unit status could not be retrieved")
+def unit_status(node: Node, instance: InstanceId) -> Response:
+    """Administrators, thresholds, next sequence number, registers with MKVPs, seal state and
+    the transport key custodians seal their parts to."""
+    status = dict(node.unit_console.status(instance))
+    status["transportKeyFingerprint"] = status.pop("transport_fingerprint", None)
+    return json_response(camel(status))
+
+
+@operation("Unit command could not be executed", targets={"sealed_part": ("field", "sealedPart")})
+def unit_command(node: Node, instance: InstanceId, raw: RawBody) -> Response:
+    """Run a signed command file (`kyok-command/1`); `load_part` carries `sealedPart`."""
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise BadBody("a command file (a JSON object) is required")
+    command = {k: v for k, v in body.items() if k != "sealedPart"}
+    sealed = body.get("sealedPart")
+    part = None
+    if sealed is not None:
+        if not isinstance(sealed, str):
+            raise InvalidField("sealedPart", "must be base64 text")
+        try:
+            part = base64.b64decode(sealed.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raise InvalidField("sealedPart", "must be base64 text") from None
+    result = node.unit_console.submit(instance, command, part)
+    return json_response(camel(dict(result)))
+
+
+@operation("Unit transcript could not be retrieved")
+def unit_transcript(node: Node, instance: InstanceId) -> Response:
+    """The ceremony transcript, one JSON entry per line (verify it with `kyok ceremony verify`)."""
+    lines = node.unit_console.transcript(instance)
+    return Response("".join(line + "\n" for line in lines), media_type="application/x-ndjson")
+
+
+@operation("Re-encryption could not be started")
+def unit_reencrypt(node: Node, instance: InstanceId) -> Response:
+    """Re-encrypt every key blob under the current master key, in the background; 202."""
+    state = node.unit_console.start_reencrypt(instance)
+    return json_response(camel(dict(state)), 202)
+
+
+def build_router() -> APIRouter:
+    """The ``/api/v2/kyok/unit`` router.
+
+    Returns:
+        The router.
+    """
+    router = APIRouter(
+        prefix="/api/v2/kyok/unit", tags=["kyok: crypto unit"], dependencies=[CorrelationHeaders]
+    )
+    router.add_api_route(
+        "",
+        unit_status,
+        methods=["GET"],
+        responses={
+            200: openapi.response(models.UnitStatus, "The unit"),
+            **error_responses(404, auth=False),
+        },
+        operation_id="get_unit",
+    )
+    router.add_api_route(
+        "/commands",
+        unit_command,
+        methods=["POST"],
+        responses={
+            200: openapi.response(models.CommandResult, "The command's result"),
+            **error_responses(404, 409, auth=False),
+        },
+        openapi_extra=openapi.request_body(
+            models.CommandFile,
+            ["application/json"],
+            required=True,
+            description="A signed command file; for load_part also sealedPart",
+        ),
+        operation_id="submit_unit_command",
+    )
+    router.add_api_route(
+        "/transcript",
+        unit_transcript,
+        methods=["GET"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "One JSON object per line: {body, hash, mac}",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            },
+            **error_responses(404, auth=False),
+        },
+        operation_id="get_unit_transcript",
+    )
+    router.add_api_route(
+        "/reencrypt",
+        unit_reencrypt,
+        methods=["POST"],
+        status_code=202,
+        responses={
+            202: openapi.response(models.ReencryptState, "Started (or running)"),
+            **error_responses(404, auth=False),
+        },
+        operation_id="reencrypt_unit",
+    )
+    return router

@@ -1,0 +1,268 @@
+"""``kyok server``: run a node's HTTP API (DESIGN §5).
+
+    kyok server --dev                      SQLite and a dev-sealed instance in ./kyok-data
+    kyok server --config kyok.toml         production: settings from the file (and KYOK_*)
+
+Dev mode prints the instance id and, the first time, the administrator's API key, and writes
+both to ``<data-dir>/dev-credentials.json`` (0600). ``KYOK_DEV_INSTANCE_ID`` and
+``KYOK_DEV_API_KEY`` fix them. Config mode opens the configured database; units with the shares
+seal start sealed and are unsealed through ``POST /api/v2/kyok/unit/commands``.
+
+One worker process serves the API (uvicorn, httptools/uvloop when installed); a background
+thread deactivates expired keys and purges overdue ones. SIGTERM or Ctrl-C stop it gracefully:
+requests in flight finish, then every unit is sealed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from kyok.api.app import create_app
+from kyok.bootstrap import Node, open_node
+from kyok.bootstrap.dev import DevProvision, provision_dev
+from kyok.bootstrap.scheduler import Scheduler
+from kyok.cli._output import EXIT_USAGE, console, fail, guarded, note
+from kyok.settings import Settings
+from kyok.unit.seal.dev import FILENAME as DEV_SEAL_FILE
+
+__all__ = ["bind_socket", "build_server", "server"]
+
+log = logging.getLogger("kyok.server")
+
+_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket before the server starts (so port 0 gets a known port).
+
+    Args:
+        host: the address (IPv4 or IPv6).
+        port: the port; 0 picks a free one.
+
+    Returns:
+        The bound socket.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def build_server(node: Node) -> uvicorn.Server:
+    """A uvicorn server for ``node``'s application (TLS when the settings name a certificate).
+
+    Args:
+        node: the node.
+
+    Returns:
+        The server; run it with ``server.run(sockets=[bind_socket(...)])``.
+    """
+    tls = node.settings.server
+    config = uvicorn.Config(
+        create_app(node),
+        host=tls.host,
+        port=tls.port,
+        ssl_certfile=str(tls.tls_cert) if tls.tls_cert else None,
+        ssl_keyfile=str(tls.tls_key) if tls.tls_key else None,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=15,
+        workers=1,
+    )
+    return uvicorn.Server(config)
+
+
+def _url(settings: Settings, sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ipaddress.ip_address(host).is_unspecified:
+        host = "127.0.0.1" if ":" not in host else "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if settings.server.tls else 'http'}://{shown}:{port}"
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """Stands in for the default handlers while serving (see :func:`_serve`)."""
+
+
+def _serve(node: Node, sock: socket.socket) -> None:
+    """Serve until SIGTERM/SIGINT, then stop the scheduler and seal every unit.
+
+    uvicorn handles the signals while it serves and, once it has shut down, raises them again
+    against the handlers it found. Those are :func:`_ignore` here, so control comes back and
+    the node is closed properly instead of the process dying on the re-raised signal.
+    """
+    interval = node.settings.scheduler.interval
+    scheduler = Scheduler(node.service, node.clock, interval) if interval.total_seconds() else None
+    server = build_server(node)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if scheduler is not None:
+            scheduler.start()
+        server.run(sockets=[sock])
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        sealed = len(node.units.loaded())
+        node.close()
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("stopped: %d crypto unit(s) sealed", sealed)
+
+
+def _announce_dev(provision: DevProvision, settings: Settings) -> None:
+    creds = provision.credentials
+    seal_file = settings.data_dir / DEV_SEAL_FILE
+    console.print(
+        "[bold red]WARNING: dev mode.[/] The master key sits in the clear in "
+        f"{seal_file} (mode 0600): anyone who can read it can read every key. "
+        "Never use --dev in production.",
+        soft_wrap=True,
+    )
+    console.print(f"URL:          {creds.url}", highlight=False)
+    console.print(f"Instance id:  {creds.instance_id}", highlight=False)
+    if provision.key_created:
+        console.print(f"API key:      {creds.api_key}   (shown once)", highlight=False)
+    elif provision.key_fixed:
+        console.print("API key:      the one in KYOK_DEV_API_KEY", highlight=False)
+    else:
+        console.print("API key:      unchanged since the last start", highlight=False)
+    console.print(f"Credentials:  {provision.path} (0600)", highlight=False)
+
+
+def _check_listener(settings: Settings) -> None:
+    host = settings.server.host
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not settings.server.tls:
+        log.warning("serving plain HTTP on %s: configure tls_cert and tls_key", host)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=_LOG_FORMAT)
+    logging.getLogger("kyok").setLevel(level.upper())
+
+
+@guarded
+def server(
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Development mode: SQLite and a dev-sealed instance in the data directory "
+            "(INSECURE: the master key sits in a file).",
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="KYOK_CONFIG",
+            help="TOML settings file (production).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Data directory (KYOK_DATA_DIR; default ./kyok-data).",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host", help="Listen address (KYOK_HOST; default 127.0.0.1).", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Listen port (KYOK_PORT; default 8200).", show_default=False),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert", help="PEM certificate chain (KYOK_TLS_CERT).", show_default=False
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="PEM private key (KYOK_TLS_KEY).", show_default=False),
+    ] = None,
+) -> None:
+    """Run the HTTP API: Key Protect v2, kyok's unit endpoints, /health and /metrics."""
+    if dev and config is not None:
+        fail("--dev and --config exclude each other", EXIT_USAGE)
+    overrides = {
+        "data_dir": data_dir,
+        "server.host": host,
+        "server.port": port,
+        "server.tls_cert": tls_cert,
+        "server.tls_key": tls_key,
+    }
+    try:
+        settings = Settings.load(config, overrides=overrides)
+    except (OSError, ValueError) as exc:  # ValidationError and TOMLDecodeError are ValueErrors
+        if isinstance(exc, ValidationError):
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+        else:
+            detail = str(exc)
+        fail(f"bad settings: {detail}", EXIT_USAGE)
+    _configure_logging(settings.log_level)
+    if dev:
+        if settings.database_url:
+            note("dev mode uses SQLite in the data directory: KYOK_DATABASE_URL is ignored")
+        settings = settings.model_copy(update={"database_url": None, "seal": "dev"})
+    _check_listener(settings)
+    node = open_node(settings)
+    try:
+        sock = bind_socket(settings.server.host, settings.server.port)
+    except OSError as exc:
+        node.close()
+        fail(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror}")
+    try:
+        url = _url(settings, sock)
+        if dev:
+            provision = provision_dev(
+                node,
+                url,
+                instance_id=os.environ.get("KYOK_DEV_INSTANCE_ID") or None,
+                api_key=os.environ.get("KYOK_DEV_API_KEY") or None,
+            )
+            _announce_dev(provision, settings)
+        else:
+            db = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+            log.info("database %s; new instances use the %s seal", db, settings.seal)
+            for unit in node.unit_console.overview():
+                if unit.sealed:
+                    log.warning("instance %s: its crypto unit is sealed", unit.instance_id)
+    except BaseException:
+        node.close()
+        sock.close()
+        raise
+    log.info("kyok listening on %s", url)
+    _serve(node, sock)
