@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from kyok import __version__
-from kyok.cli import ceremony
+from kyok.cli import ceremony, remote, server
 from kyok.cli._output import set_debug
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(ceremony.app, name="ceremony")
+app.command("server")(server.server)  # kyok server --dev | --config FILE
+remote.register(app)  # login, whoami, wrap/unwrap/rewrap, key, ring, alias, principal, apikey, role
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,74 @@
+"""kyok's Python SDK: the Key Protect REST API and kyok's own endpoints.
+
+Depends on ``httpx`` only (and ``kyok.crypto`` where it needs cryptography), so it installs and
+works without the server. Start with :class:`KyokClient`; every failure is a
+:class:`ClientError` (see :mod:`kyok.client.errors` for the tree).
+"""
+
+from __future__ import annotations
+
+from kyok.client._auth import ApiKeyAuth, BearerTokenAuth
+from kyok.client._client import DEFAULT_TIMEOUT, KyokClient
+from kyok.client._models import (
+    Alias,
+    ApiKey,
+    Key,
+    KeyRing,
+    KeyState,
+    KeyVersion,
+    Page,
+    Principal,
+    RewrapResult,
+    RoleBinding,
+    UnwrapResult,
+    WhoAmI,
+    WrapResult,
+)
+from kyok.client.errors import (
+    ApiError,
+    BadRequest,
+    ClientError,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    Gone,
+    InvalidResponse,
+    NotFound,
+    ServerError,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Alias",
+    "ApiError",
+    "ApiKey",
+    "ApiKeyAuth",
+    "BadRequest",
+    "BearerTokenAuth",
+    "ClientError",
+    "Conflict",
+    "ConnectionFailed",
+    "Forbidden",
+    "Gone",
+    "InvalidResponse",
+    "Key",
+    "KeyRing",
+    "KeyState",
+    "KeyVersion",
+    "KyokClient",
+    "NotFound",
+    "Page",
+    "Principal",
+    "RewrapResult",
+    "RoleBinding",
+    "ServerError",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "Unprocessable",
+    "UnwrapResult",
+    "WhoAmI",
+    "WrapResult",
+]
