@@ -24,7 +24,7 @@ from kyok.auth.principals import SYSTEM, Principal, PrincipalKind
 from kyok.auth.roles import Role
 from kyok.bootstrap import Node, open_node
 from kyok.clock import FakeClock
-from kyok.errors import Unauthenticated
+from kyok.errors import Conflict, Unauthenticated
 from kyok.settings import Settings
 
 KEY_TYPE = "application/vnd.ibm.kms.key+json"
@@ -52,6 +52,12 @@ class FakeAuth:
 
     def bootstrap_admin(self, instance_id: str, *, api_key: str | None = None) -> str:
         return self.mint(instance_id, tuple(Grant(r) for r in ADMIN), "admin")
+
+    def authorized_admin(self, instance_id: str, authorization_seq: int) -> tuple[str, bytes]:
+        # Test units never hold an authorization: answer as the real service does for none.
+        raise Conflict(
+            "no unused administrator authorization", code="ADMIN_AUTHORIZATION_NOT_FOUND_ERR"
+        )
 
 
 ADMIN = (Role.MANAGER, Role.KEY_PURGE, Role.INSTANCE_ADMIN)

@@ -37,6 +37,14 @@ class Authenticator(Protocol):
         """
         ...
 
+    def authorized_admin(self, instance_id: str, authorization_seq: int, /) -> tuple[str, bytes]:
+        """Make the administrator credential of an accepted ``authorize_admin`` command.
+
+        Returns:
+            ``(principal_id, sealed_api_key)``.
+        """
+        ...
+
 
 class UnitInfo(Protocol):
     """One instance's crypto unit, for health reports and metrics."""

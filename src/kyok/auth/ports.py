@@ -50,6 +50,20 @@ class SecretUnit(Protocol):
         """
         ...
 
+    @property
+    def seal_kind(self) -> str:
+        """The unit's seal provider (``dev`` or ``shares``)."""
+        ...
+
+    def admin_authorization(self, seq: int) -> tuple[str, bytes] | None:
+        """The principal name and recipient public key of the unused ``authorize_admin``
+        command at ``seq``, if any."""
+        ...
+
+    def use_admin_authorization(self, seq: int) -> tuple[str, bytes]:
+        """Consume that authorization (recorded in the unit's transcript); returns the same."""
+        ...
+
     def secret_public_key(self, label: str) -> VerifyingKey:
         """The public key of :meth:`secret_sign` for ``label``.
 

@@ -12,10 +12,12 @@ row that fails its MAC is treated as absent and logged. Consequences:
   that were once valid, from a backup (a revoked binding, a deleted key or principal): MACs
   prove who made a row, not that it is current. The same holds for rolling back the whole
   database;
-* :meth:`AuthService.bootstrap_admin` is an operator capability by nature (it is how the first
-  administrator comes to exist). It refuses once an instance has principals, but an operator
-  who deletes every principal row could call it again: outside dev mode, gate it (a new
-  instance only, or a ceremony command signed by the unit's administrators).
+* the first administrator of an instance comes to exist in one of two ways.
+  :meth:`AuthService.bootstrap_admin` (dev-sealed instances only: whoever has the dev seal file
+  has every key anyway) refuses once an instance has principals. For every other instance,
+  :meth:`AuthService.authorized_admin` needs an ``authorize_admin`` command that the unit's
+  administrators signed with their threshold, and consumes it (an authenticated transcript
+  event), so an operator who deletes every principal row cannot mint an administrator.
 
 **Per request** (:meth:`AuthService.authenticate`): no database write and, within the cache
 window, no read: the instance's public key is cached, and a principal's grants are cached for
@@ -88,7 +90,9 @@ from kyok.auth.tokens import (
     verify_access_token,
 )
 from kyok.clock import Clock
-from kyok.errors import AlreadyExists, Conflict, NotFound, Unavailable, VersionConflict
+from kyok.crypto.encoding import lp
+from kyok.crypto.kem import HybridPrivateKey, HybridPublicKey, hybrid_open, hybrid_seal
+from kyok.errors import AlreadyExists, Conflict, Forbidden, NotFound, Unavailable, VersionConflict
 from kyok.store.ports import UnitOfWork
 from kyok.store.records import (
     ApiKeyRecord,
@@ -155,6 +159,34 @@ def _bearer_token(bearer: str | None) -> str:
 
 def _principal_of(record: PrincipalRecord) -> Principal:
     return Principal(record.id, PrincipalKind(record.kind), record.instance_id)
+
+
+ADMIN_CREDENTIAL_INFO = b"kyok/v1/admin-credential"
+
+
+def _credential_aad(instance_id: str, seq: int) -> bytes:
+    return lp(instance_id.encode(), str(seq).encode())
+
+
+def seal_admin_credential(
+    recipient: HybridPublicKey, api_key: str, instance_id: str, seq: int
+) -> bytes:
+    """Encrypt an authorized administrator's API key to the recipient named in the command."""
+    return hybrid_seal(
+        recipient,
+        api_key.encode(),
+        aad=_credential_aad(instance_id, seq),
+        info=ADMIN_CREDENTIAL_INFO,
+    )
+
+
+def open_admin_credential(
+    recipient: HybridPrivateKey, sealed: bytes, instance_id: str, seq: int
+) -> str:
+    """The requester's side of :func:`seal_admin_credential`. Raises ``InvalidCiphertext``."""
+    return hybrid_open(
+        recipient, sealed, aad=_credential_aad(instance_id, seq), info=ADMIN_CREDENTIAL_INFO
+    ).decode()
 
 
 class AuthService:
@@ -753,6 +785,13 @@ class AuthService:
         if api_key is not None and not is_plausible_api_key(api_key):
             raise InvalidAuthField("api_key", "must be 16 to 256 printable characters")
         unit = self._unit(instance_id)
+        if unit.seal_kind != "dev":
+            raise Forbidden(
+                "Forbidden: outside dev mode an instance's administrator credential needs an "
+                "authorize_admin command signed by the crypto unit's administrators "
+                "(kyok ceremony admin-credential)",
+                code="ADMIN_AUTHORIZATION_REQUIRED_ERR",
+            )
         secret = Secret(api_key) if api_key is not None else new_api_key()
         for attempt in range(2):
             try:
@@ -774,6 +813,74 @@ class AuthService:
             instance_id,
         )
         return secret.reveal()
+
+    def authorized_admin(self, instance_id: str, authorization_seq: int) -> tuple[str, bytes]:
+        """Make an administrator credential the unit's administrators authorized.
+
+        The ``authorize_admin`` command accepted at ``authorization_seq`` names the principal
+        and a recipient public key; the principal gets Manager, KeyPurge and KyokInstanceAdmin
+        on the instance and an API key, which leaves only sealed to that recipient
+        (:func:`seal_admin_credential`). The authorization is consumed first (recorded in the
+        unit's transcript), so it makes at most one credential; this also recovers an instance
+        whose administrators lost theirs.
+
+        Args:
+            instance_id: the instance.
+            authorization_seq: the sequence number of the accepted ``authorize_admin`` command.
+
+        Returns:
+            ``(principal_id, sealed_api_key)``; only the recipient's private key opens the key.
+
+        Raises:
+            NotFound: no such instance.
+            UnitSealed: the instance is sealed.
+            Conflict: no unused authorization at that sequence number, or a principal of that
+                name exists already (then the authorization stays unused).
+        """
+        unit = self._unit(instance_id)
+        found = unit.admin_authorization(authorization_seq)
+        if found is None:
+            raise Conflict(
+                f"Conflict: there is no unused administrator authorization at sequence {authorization_seq}",
+                code="ADMIN_AUTHORIZATION_NOT_FOUND_ERR",
+            )
+        name = validate_principal_name(found[0])
+        recipient = HybridPublicKey.from_bytes(found[1])
+        with self._uow(read_only=True) as uow:
+            if uow.instances.get(instance_id) is None:
+                raise NotFound(
+                    f"Not Found: no instance {instance_id}", code="INSTANCE_NOT_FOUND_ERR"
+                )
+            if any(p.name == name for p in uow.principals.list(instance_id)):
+                raise Conflict(
+                    f"Conflict: a principal named {name!r} exists already",
+                    code="PRINCIPAL_EXISTS_ERR",
+                )
+        unit.use_admin_authorization(authorization_seq)
+        secret = new_api_key()
+        actor = f"unit-authorization:{authorization_seq}"
+        with self._uow() as uow:
+            admin = self._principal_record(unit, instance_id, name, PrincipalKind.USER, actor)
+            uow.principals.add(admin)
+            for role in BOOTSTRAP_ROLES:
+                uow.role_bindings.add(
+                    self._binding_record(unit, instance_id, admin.id, role, INSTANCE_SCOPE, actor)
+                )
+            uow.api_keys.add(
+                self._api_key_record(unit, instance_id, admin.id, "authorized", secret, actor)
+            )
+            uow.commit()
+        self._identities.clear()
+        log.warning(
+            "administrator %s (%s) created for instance %s under the unit authorization at sequence %d",
+            admin.id,
+            name,
+            instance_id,
+            authorization_seq,
+        )
+        return admin.id, seal_admin_credential(
+            recipient, secret.reveal(), instance_id, authorization_seq
+        )
 
     def _bootstrap_once(
         self, unit: SecretUnit, instance_id: str, name: str, secret: Secret, chosen: bool

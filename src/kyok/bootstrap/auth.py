@@ -30,6 +30,14 @@ class AuthProvider(Protocol):
         """
         ...
 
+    def authorized_admin(self, instance_id: str, authorization_seq: int, /) -> tuple[str, bytes]:
+        """Make the administrator credential of an accepted ``authorize_admin`` command.
+
+        Returns:
+            ``(principal_id, sealed_api_key)``.
+        """
+        ...
+
     def bootstrap_admin(self, instance_id: str, /, *, api_key: str | None = None) -> str:
         """Make (or, with the same ``api_key``, keep) the instance's first administrator.
 

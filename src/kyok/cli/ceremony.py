@@ -21,9 +21,13 @@ seal) also take ``--out FILE`` to write a command file that administrators sign 
 custodian's part, signed with their own key; commands that need a master key in memory take it
 to unseal first.
 
-Local mode: the unit lives in this command's process, so a partly loaded register does not
-outlast the command; load, commit and activate happen in one ``master-key create``, and a
-shares-sealed unit's committed key is activated with ``master-key activate --custodian ...``.
+Where the unit is: by default in this command's process, on the node's data directory or
+database (local mode); with ``--url`` (or ``KYOK_URL``) and ``--instance``, the unit of a running
+server. Locally a partly loaded register does not outlast the command, so load, commit and
+activate happen in one ``master-key create``; against a server each custodian can load their
+part from their own machine (``master-key load``, ``unseal``) and the administrators commit and
+activate afterwards. ``admin-credential`` makes an instance administrator's API key that the
+unit's administrators authorized — outside dev mode the only way to get one.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from kyok.cli._output import (
     table,
 )
 from kyok.cli._secrets import PassphraseReader
+from kyok.cli._unit_endpoint import LocalEndpoint, RemoteEndpoint, UnitEndpoint, UnitView
 from kyok.crypto.encoding import b64e
 from kyok.crypto.mkvp import pretty
 from kyok.errors import InvalidInput
@@ -57,7 +62,6 @@ from kyok.unit.sigkey import create_sigkey, read_public_key, read_sigkey
 from kyok.unit.state import Register
 from kyok.unit.transcript import parse_export, verify_export
 from kyok.unit.transport import load_part_command
-from kyok.unit.unit import CryptoUnit
 
 app = typer.Typer(
     help="The key ceremony: administrators, master-key parts, registers and the verifiable transcript.",
@@ -131,11 +135,44 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on s
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
 
 
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="KYOK_URL",
+        help="A running kyok server: work with its unit over HTTP instead of a local data directory.",
+        show_default=False,
+    ),
+]
+CaCert = Annotated[
+    Path | None,
+    typer.Option(
+        "--cacert",
+        envvar="KYOK_CACERT",
+        help="CA bundle for the server's TLS certificate.",
+        show_default=False,
+    ),
+]
+Insecure = Annotated[
+    bool,
+    typer.Option("--insecure", help="Do not verify the server's TLS certificate (testing only)."),
+]
+
+
 @dataclass
 class _Target:
-    node: Node
-    unit: CryptoUnit
-    instance_id: str
+    """The unit a command works on (local or remote), closed when the command ends."""
+
+    ep: UnitEndpoint
+
+    def __enter__(self) -> _Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ep.close()
+
+    def view(self) -> UnitView:
+        return self.ep.view()
 
 
 def _open(data_dir: Path | None, database_url: str | None) -> Node:
@@ -156,10 +193,25 @@ def _resolve_instance(node: Node, instance: str | None) -> str:
     return instances[0].id
 
 
-def _target(data_dir: Path | None, database_url: str | None, instance: str | None) -> _Target:
+def _target(
+    data_dir: Path | None,
+    database_url: str | None,
+    instance: str | None,
+    url: str | None = None,
+    cacert: Path | None = None,
+    insecure: bool = False,
+) -> _Target:
+    if url:
+        if not instance:
+            fail("with --url, name the instance with --instance (or KYOK_INSTANCE_ID)")
+        verify: Any = False if insecure else (str(cacert) if cacert else True)
+        return _Target(RemoteEndpoint(url, instance, verify))
     node = _open(data_dir, database_url)
-    instance_id = _resolve_instance(node, instance)
-    return _Target(node, node.units.for_instance(instance_id), instance_id)
+    try:
+        return _Target(LocalEndpoint(node, _resolve_instance(node, instance)))
+    except BaseException:
+        node.close()
+        raise
 
 
 def _signers(paths: list[Path] | None, pw: PassphraseReader) -> list[Any]:
@@ -176,12 +228,17 @@ def _custodians(specs: list[str] | None) -> list[tuple[Path, Path]]:
     return out
 
 
-def _submit_or_write(
-    unit: CryptoUnit, name: str, args: dict[str, Any], signers: list[Any], out: Path | None
-) -> dict[str, Any] | None:
-    cmd = SignedCommand(unit.unit_id, unit.state.seq, name, args)
+def _signed(view: UnitView, name: str, args: dict[str, Any], signers: list[Any]) -> SignedCommand:
+    cmd = SignedCommand(view.unit_id, view.seq, name, args)
     for key in signers:
         cmd = cmd.signed_by(key)
+    return cmd
+
+
+def _submit_or_write(
+    t: _Target, name: str, args: dict[str, Any], signers: list[Any], out: Path | None
+) -> dict[str, Any] | None:
+    cmd = _signed(t.view(), name, args, signers)
     if out is not None:
         from kyok.unit.files import write_public
 
@@ -189,7 +246,7 @@ def _submit_or_write(
         note(f"wrote {name} (sequence {cmd.seq}) with {len(cmd.signatures)} signature(s) to {out}")
         note("sign it with `kyok ceremony sign`, then run `kyok ceremony submit`")
         return None
-    return unit.submit(cmd)
+    return t.ep.submit(cmd)
 
 
 @dataclass
@@ -211,25 +268,28 @@ def _read_custodians(specs: list[str] | None, pw: PassphraseReader) -> list[_Cus
 
 
 def _load_parts(
-    unit: CryptoUnit,
+    t: _Target,
     custodians: list[_Custodian],
     *,
     register: Register | None = None,
     parts_total: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Load each custodian's part, signed with their own key; route by KCV unless told."""
-    routes = [register or _register_of(unit, c.part) for c in custodians]
+    """Load each custodian's part, sealed to the unit's transport key and signed with their own
+    key; route it by its KCV unless told where."""
+    view = t.view()
+    routes = [register or _register_of(view, c.part) for c in custodians]
     results = []
     for c, target in zip(custodians, routes, strict=True):
+        view = t.view()  # the sequence number moves on with every load
         cmd, sealed = load_part_command(
-            unit_id=unit.unit_id,
-            seq=unit.state.seq,
+            unit_id=view.unit_id,
+            seq=view.seq,
             register=target.value,
             part=c.part,
-            transport=unit.transport_public_key(),
+            transport=view.transport_key,
             parts=parts_total if target is Register.NEW else None,
         )
-        result = unit.submit(cmd.signed_by(c.key), sealed_part=sealed)
+        result = t.ep.submit(cmd.signed_by(c.key), sealed)
         result["label"] = c.part.label
         results.append(result)
         needed = result.get("needed", result.get("parts"))
@@ -239,60 +299,60 @@ def _load_parts(
     return results
 
 
-def _check_signers(unit: CryptoUnit, signers: list[Any], what: str) -> None:
+def _check_signers(view: UnitView, signers: list[Any], what: str) -> None:
     """Refuse early when the given keys cannot meet the signature threshold."""
-    state = unit.state
-    admins = {a.id for a in state.admins}
     ids = {k.verifying_key().fingerprint for k in signers}
-    unknown = ids - admins
+    unknown = ids - view.admin_ids
     if unknown:
         raise CeremonyRejected(
             f"{len(unknown)} of the --sign keys are not administrators of this unit"
         )
-    if len(ids) < state.signature_threshold:
+    if len(ids) < view.signature_threshold:
         raise CeremonyRejected(
-            f"{what} needs {state.signature_threshold} administrator signatures: give that many --sign keys"
+            f"{what} needs {view.signature_threshold} administrator signatures: give that many --sign keys"
         )
 
 
-def _register_of(unit: CryptoUnit, part: KeyPart) -> Register:
-    for register, record in unit.state.records():
-        if part.kcv in record.kcvs:
-            return register
-    raise CeremonyRejected(
-        f"the part with KCV {pretty(part.kcv)} belongs to no master key of this unit"
-    )
+def _register_of(view: UnitView, part: KeyPart) -> Register:
+    name = view.register_of(part.kcv)
+    if name is None:
+        raise CeremonyRejected(
+            f"the part with KCV {pretty(part.kcv)} belongs to no master key of this unit"
+        )
+    return Register(name)
 
 
-def _status_tables(unit: CryptoUnit) -> None:
-    status = unit.status()
-    s = status.state
+def _status_tables(view: UnitView) -> None:
+    raw = view.raw
+    transcript = raw.get("transcript") or {}
     console.print(
         table(
             "Crypto unit",
             ["unit", "instance", "seal", "sealed", "mode", "next sequence", "transcript entries"],
             [
                 [
-                    s.unit_id,
-                    s.instance_id,
-                    s.seal,
-                    "yes" if status.sealed else "no",
+                    view.unit_id,
+                    view.instance_id,
+                    view.seal,
+                    "yes" if view.sealed else "no",
                     "imprint"
-                    if s.imprint
-                    else f"signature {s.signature_threshold}, revocation {s.revocation_threshold}",
-                    s.seq,
-                    s.n,
+                    if view.imprint
+                    else f"signature {view.signature_threshold}, revocation {view.revocation_threshold}",
+                    view.seq,
+                    transcript.get("entries"),
                 ]
             ],
         )
     )
-    if unit.tampered:
-        console.print(f"[bold red]TAMPERED:[/] {unit.tampered}")
+    if view.tampered:
+        console.print(
+            "[bold red]TAMPERED:[/] the unit's transcript failed its checks: it stays sealed"
+        )
     console.print(
         table(
             "Administrators",
             ["name", "id", "algorithm"],
-            [[a.name, a.id, a.algorithm] for a in s.admins],
+            [[a["name"], a["id"], a["algorithm"]] for a in view.admins],
         )
     )
     rows = [
@@ -305,7 +365,7 @@ def _status_tables(unit: CryptoUnit) -> None:
             f"{r.loaded}/{r.needed}" if r.needed else None,
             "yes" if r.in_memory else "no",
         ]
-        for r in status.registers
+        for r in view.registers
     ]
     console.print(
         table(
@@ -314,9 +374,9 @@ def _status_tables(unit: CryptoUnit) -> None:
             rows,
         )
     )
-    if status.rotation_remaining is not None:
+    if view.rotation_remaining is not None:
         console.print(
-            f"master-key rotation in progress: {status.rotation_remaining} blob(s) still under the previous key"
+            f"master-key rotation in progress: {view.rotation_remaining} blob(s) still under the previous key"
         )
 
 
@@ -464,7 +524,8 @@ def init(
 ) -> None:
     """Create a new instance and its crypto unit, in imprint mode, ready for the ceremony.
 
-    With --seal dev the unit gets a random master key at once, kept in a file: development only.
+    Runs on the node (its data directory or database). With --seal dev the unit gets a random
+    master key at once, kept in a file: development only.
     """
     from kyok.auth.principals import SYSTEM
 
@@ -505,17 +566,18 @@ def status(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Show the unit: administrators, thresholds, sequence number, registers with their MKVPs."""
-    t = _target(data_dir, database_url, instance)
-    with t.node:
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        view = t.view()
         if json_out:
-            out = t.unit.status().to_json()
-            out["tampered"] = t.unit.tampered
-            emit_json(out)
+            emit_json(view.raw)
         else:
-            _status_tables(t.unit)
+            _status_tables(view)
 
 
 @admin_app.command("add")
@@ -528,24 +590,21 @@ def admin_add(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Add an administrator. The first is added without signatures (imprint); later ones need
     one signature in imprint mode, then the signature threshold."""
     public = read_public_key(pubkey)
-    t = _target(data_dir, database_url, instance)
-    with t.node:
-        result = _submit_or_write(
-            t.unit,
-            Command.ADD_ADMIN,
-            {"name": name, "public_key": b64e(public.der)},
-            _signers(sign, PassphraseReader()),
-            out,
-        )
+    signers = _signers(sign, PassphraseReader())
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        args = {"name": name, "public_key": b64e(public.der)}
+        result = _submit_or_write(t, Command.ADD_ADMIN, args, signers, out)
         if result is not None:
             _done(
-                json_out,
-                {"added": name, "id": public.fingerprint, "admins": len(t.unit.state.admins)},
+                json_out, {"added": name, "id": public.fingerprint, "admins": len(t.view().admins)}
             )
 
 
@@ -558,23 +617,21 @@ def admin_remove(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
-    """Remove an administrator (needs the revocation threshold of signatures)."""
-    t = _target(data_dir, database_url, instance)
-    with t.node:
-        match = [a for a in t.unit.state.admins if a.name == admin or a.id == admin.lower()]
+    """Remove an administrator (needs the revocation threshold of signatures; the last one
+    stays)."""
+    signers = _signers(sign, PassphraseReader())
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        match = [a for a in t.view().admins if a["name"] == admin or a["id"] == admin.lower()]
         if not match:
             fail(f"no administrator {admin!r}")
-        result = _submit_or_write(
-            t.unit,
-            Command.REMOVE_ADMIN,
-            {"admin": match[0].id},
-            _signers(sign, PassphraseReader()),
-            out,
-        )
+        result = _submit_or_write(t, Command.REMOVE_ADMIN, {"admin": match[0]["id"]}, signers, out)
         if result is not None:
-            _done(json_out, {"removed": match[0].name, "admins": len(t.unit.state.admins)})
+            _done(json_out, {"removed": match[0]["name"], "admins": len(t.view().admins)})
 
 
 @app.command("thresholds")
@@ -587,20 +644,18 @@ def thresholds(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Set the signature and revocation thresholds (1 to the number of administrators).
 
     The first time, this leaves imprint mode."""
-    t = _target(data_dir, database_url, instance)
-    with t.node:
-        result = _submit_or_write(
-            t.unit,
-            Command.SET_THRESHOLDS,
-            {"signature": signature, "revocation": revocation},
-            _signers(sign, PassphraseReader()),
-            out,
-        )
+    signers = _signers(sign, PassphraseReader())
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        args = {"signature": signature, "revocation": revocation}
+        result = _submit_or_write(t, Command.SET_THRESHOLDS, args, signers, out)
         if result is not None:
             _done(json_out, {"signature_threshold": signature, "revocation_threshold": revocation})
 
@@ -649,6 +704,9 @@ def master_key_create(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Load every custodian's part into the new register, confirm its MKVP, commit and activate.
@@ -669,14 +727,12 @@ def master_key_create(
     k = len(parts) if scheme == "xor" else threshold
     if k is None:
         fail("a shamir master key needs --threshold (parts needed to unseal)")
-    t = _target(data_dir, database_url, instance)
     pw = PassphraseReader()
-    with t.node:
-        unit = t.unit
-        # Everything that can be checked is checked before the first part reaches the unit.
-        unsealers = _read_custodians(unseal, pw)
-        custodians = _read_custodians(custodian, pw)
-        signers = _signers(sign, pw)
+    # Everything that can be checked is checked before the first part reaches the unit.
+    unsealers = _read_custodians(unseal, pw)
+    custodians = _read_custodians(custodian, pw)
+    signers = _signers(sign, pw)
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
         from kyok.crypto.mkvp import mkvp as compute_mkvp
         from kyok.crypto.xorsplit import xor_bytes
 
@@ -687,16 +743,20 @@ def master_key_create(
             fail(
                 f"these parts assemble the master key with MKVP {pretty(mkvp)}, not the expected one: nothing was loaded"
             )
-        state = unit.state
-        if state.imprint:
+        view = t.view()
+        if view.imprint:
             fail("the unit is in imprint mode: set the thresholds first (kyok ceremony thresholds)")
-        if state.pending is not None:
+        if view.register("pending") is not None:
             fail("a committed master key waits for activation: activate it or clear it first")
-        if activate and state.previous is not None:
+        if activate and view.register("previous") is not None:
             fail(
                 "a master-key rotation is still re-encrypting: run `kyok ceremony reencrypt` first"
             )
-        _check_signers(unit, signers, "committing a master key")
+        if any(view.register_of(c.part.kcv) for c in custodians):
+            fail(
+                "a part of the unit's existing master key is given: a new master key needs new parts"
+            )
+        _check_signers(view, signers, "committing a master key")
         note(f"these parts assemble the master key with MKVP {pretty(mkvp)}")
         if expect_mkvp is None and not yes:
             if not sys.stdin.isatty():
@@ -704,12 +764,15 @@ def master_key_create(
             if not typer.confirm(f"Do the custodians confirm MKVP {pretty(mkvp)}?", default=False):
                 fail("not confirmed: nothing was loaded")
         if unsealers:
-            _load_parts(unit, unsealers)
-        if activate and state.current is not None and unit.sealed:
+            _load_parts(t, unsealers)
+        view = t.view()
+        if activate and view.register("current") is not None and view.sealed:
             fail("rotating needs the current master key: give its custodians with --unseal")
-        _load_parts(unit, custodians, register=Register.NEW, parts_total=len(parts))
-        _submit_or_write(
-            unit, Command.COMMIT, {"mkvp": mkvp, "scheme": scheme, "threshold": k}, signers, None
+        _load_parts(t, custodians, register=Register.NEW, parts_total=len(parts))
+        t.ep.submit(
+            _signed(
+                t.view(), Command.COMMIT, {"mkvp": mkvp, "scheme": scheme, "threshold": k}, signers
+            )
         )
         note(f"committed master key {pretty(mkvp)} ({scheme}, {k} of {len(parts)} parts unseal it)")
         info: dict[str, Any] = {
@@ -721,13 +784,13 @@ def master_key_create(
             "activated": False,
         }
         if activate:
-            result = _submit_or_write(unit, Command.ACTIVATE, {"mkvp": mkvp}, signers, None) or {}
+            result = t.ep.submit(_signed(t.view(), Command.ACTIVATE, {"mkvp": mkvp}, signers))
             info.update(
                 activated=True, epoch=result.get("epoch"), rotation=bool(result.get("rotation"))
             )
             note(f"activated master key {pretty(mkvp)} (epoch {result.get('epoch')})")
             if result.get("rotation") and reencrypt:
-                info["reencrypted"] = _reencrypt(unit, 1000, json_out)
+                info["reencrypted"] = _reencrypt(t, 1000, json_out)
         _done(json_out, info)
 
 
@@ -744,22 +807,23 @@ def master_key_activate(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Activate the committed master key. With the shares seal, give --custodian for the parts the
     unit needs in memory (the committed key's and, for a rotation, the current key's)."""
-    t = _target(data_dir, database_url, instance)
     pw = PassphraseReader()
-    with t.node:
-        custodians, signers = _read_custodians(custodian, pw), _signers(sign, pw)
-        _load_parts(t.unit, custodians)
-        result = _submit_or_write(
-            t.unit, Command.ACTIVATE, {"mkvp": mkvp.replace(" ", "").lower()}, signers, out
-        )
+    custodians, signers = _read_custodians(custodian, pw), _signers(sign, pw)
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        _load_parts(t, custodians)
+        args = {"mkvp": mkvp.replace(" ", "").lower()}
+        result = _submit_or_write(t, Command.ACTIVATE, args, signers, out)
         if result is not None:
             info = dict(result)
             if result.get("rotation") and reencrypt:
-                info["reencrypted"] = _reencrypt(t.unit, 1000, json_out)
+                info["reencrypted"] = _reencrypt(t, 1000, json_out)
             _done(json_out, info)
 
 
@@ -771,16 +835,79 @@ def master_key_clear(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Discard the new register and any committed-but-not-activated master key."""
-    t = _target(data_dir, database_url, instance)
-    with t.node:
-        result = _submit_or_write(
-            t.unit, Command.CLEAR_NEW, {}, _signers(sign, PassphraseReader()), out
-        )
+    signers = _signers(sign, PassphraseReader())
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        result = _submit_or_write(t, Command.CLEAR_NEW, {}, signers, out)
         if result is not None:
             _done(json_out, result)
+
+
+@mk_app.command("load")
+@guarded
+def master_key_load(
+    custodian: Custodians = None,
+    parts: Annotated[int, typer.Option(help="How many parts the new master key has in all.")] = 0,
+    url: Url = None,
+    instance: Instance = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
+    json_out: Json = False,
+) -> None:
+    """Load your part into the new register of a running server's unit (--url), from your own
+    machine. When the last custodian has loaded, the administrators commit with
+    `master-key commit` (the server keeps the register between commands; a local unit does not,
+    so locally use `master-key create`)."""
+    if not url:
+        fail(
+            "master-key load works against a running server (--url): locally, use `master-key create`"
+        )
+    if parts < 2:
+        fail("give --parts: the number of parts of the new master key (at least 2)")
+    custodians = _read_custodians(custodian, PassphraseReader())
+    with _target(None, None, instance, url, cacert, insecure) as t:
+        results = _load_parts(t, custodians, register=Register.NEW, parts_total=parts)
+        last = results[-1] if results else {}
+        if last.get("mkvp"):
+            note(f"the new register is full: MKVP {pretty(str(last['mkvp']))}")
+        _done(json_out, {"loaded": last.get("loaded"), "parts": parts, "mkvp": last.get("mkvp")})
+
+
+@mk_app.command("commit")
+@guarded
+def master_key_commit(
+    mkvp: Annotated[str, typer.Option(help="The MKVP the custodians confirmed (spaces ignored).")],
+    scheme: Annotated[str, typer.Option(help="xor or shamir.")] = "shamir",
+    threshold: Annotated[int | None, typer.Option(help="Parts needed to unseal (shamir).")] = None,
+    sign: Sign = None,
+    out: Out = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
+    json_out: Json = False,
+) -> None:
+    """Commit the full new register of a running server's unit (after `master-key load`)."""
+    signers = _signers(sign, PassphraseReader())
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        new = t.view().register("new")
+        if new is None or new.state != "full":
+            fail("the new register is not full: every custodian must `master-key load` first")
+        k = new.needed if scheme == "xor" else threshold
+        if k is None:
+            fail("a shamir master key needs --threshold")
+        args = {"mkvp": mkvp.replace(" ", "").lower(), "scheme": scheme, "threshold": k}
+        result = _submit_or_write(t, Command.COMMIT, args, signers, out)
+        if result is not None:
+            record = result.get("record") or {}
+            _done(json_out, {"committed": record.get("mkvp"), "epoch": record.get("epoch")})
 
 
 @app.command("unseal")
@@ -790,18 +917,24 @@ def unseal_cmd(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
-    """Load custodians' parts into the registers they belong to and report whether the unit unseals.
+    """Load custodians' parts into the registers they belong to and report whether the unit is
+    unsealed.
 
-    In local mode the unit lives only as long as this command, so this proves the parts work;
-    commands that need the master key take --custodian themselves.
+    Against a server (--url), each custodian can run this from their own machine; the server
+    keeps what is loaded. Locally the unit lives only as long as this command, so this proves
+    the parts work; commands that need the master key take --custodian themselves.
     """
-    t = _target(data_dir, database_url, instance)
-    with t.node:
-        results = _load_parts(t.unit, _read_custodians(custodian, PassphraseReader()))
+    custodians = _read_custodians(custodian, PassphraseReader())
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        results = _load_parts(t, custodians)
+        view = t.view()
         info = {
-            "sealed": t.unit.sealed,
+            "sealed": view.sealed,
             "loaded": [
                 {k: r.get(k) for k in ("label", "register", "kcv", "loaded", "needed")}
                 for r in results
@@ -810,19 +943,18 @@ def unseal_cmd(
         if json_out:
             emit_json(info)
         else:
-            _status_tables(t.unit)
-        if t.unit.sealed:
+            _status_tables(view)
+        if view.sealed:
             raise typer.Exit(4)
 
 
-def _reencrypt(unit: CryptoUnit, batch_size: int, quiet: bool) -> int:
-    unit.require_rotation_keys()  # fail before drawing any progress
+def _reencrypt(t: _Target, batch_size: int, quiet: bool) -> int:
     if quiet or not sys.stderr.isatty():
 
         def report(done: int, total: int) -> None:
             note(f"re-encrypted {done}/{total}")
 
-        return unit.reencrypt(batch_size=batch_size, progress=report)
+        return t.ep.reencrypt(batch_size, report)
     columns = (
         TextColumn("re-encrypting key blobs"),
         BarColumn(),
@@ -835,7 +967,7 @@ def _reencrypt(unit: CryptoUnit, batch_size: int, quiet: bool) -> int:
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return unit.reencrypt(batch_size=batch_size, progress=update)
+        return t.ep.reencrypt(batch_size, update)
 
 
 @app.command("reencrypt")
@@ -848,20 +980,78 @@ def reencrypt_cmd(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Continue a master-key rotation: re-encrypt the remaining blobs, then retire the old key.
 
     Safe to interrupt and run again. With the shares seal, give --custodian parts for both the
-    current and the previous master key."""
-    t = _target(data_dir, database_url, instance)
-    with t.node:
-        _load_parts(t.unit, _read_custodians(custodian, PassphraseReader()))
-        if t.unit.state.previous is None:
+    current and the previous master key (unless a server holds them already)."""
+    custodians = _read_custodians(custodian, PassphraseReader())
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        _load_parts(t, custodians)
+        if t.view().register("previous") is None:
             _done(json_out, {"rotation": "none in progress", "reencrypted": 0})
             return
-        done = _reencrypt(t.unit, batch_size, json_out)
-        _done(json_out, {"reencrypted": done, "retired": t.unit.state.previous is None})
+        done = _reencrypt(t, batch_size, json_out)
+        _done(json_out, {"reencrypted": done, "retired": t.view().register("previous") is None})
+
+
+@app.command("admin-credential")
+@guarded
+def admin_credential(
+    name: Annotated[str, typer.Option("--name", help="The administrator principal to create.")],
+    sign: Sign = None,
+    custodian: Custodians = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
+    json_out: Json = False,
+) -> None:
+    """Create an administrator credential for the instance, authorized by the unit's
+    administrators (the signature threshold of --sign keys).
+
+    Outside dev mode this is the only way an instance gets its first administrator (or a new one
+    when all have lost theirs): an operator with the database alone cannot make one. The principal
+    gets Manager, KeyPurge and KyokInstanceAdmin; its API key is shown once. The key travels
+    sealed to a key pair this command makes, so whoever sees the signed command learns nothing.
+    """
+    from kyok.auth.service import open_admin_credential
+    from kyok.crypto.kem import HybridPrivateKey
+
+    pw = PassphraseReader()
+    custodians, signers = _read_custodians(custodian, pw), _signers(sign, pw)
+    recipient = HybridPrivateKey.generate()
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        _load_parts(t, custodians)
+        view = t.view()
+        _check_signers(view, signers, "authorizing an administrator credential")
+        args = {"principal": name, "recipient": b64e(recipient.public_key().to_bytes())}
+        principal_id, seq, sealed = t.ep.admin_credential(
+            _signed(view, Command.AUTHORIZE_ADMIN, args, signers)
+        )
+        api_key = open_admin_credential(recipient, sealed, view.instance_id, seq)
+        info = {
+            "instance_id": view.instance_id,
+            "principal": name,
+            "principal_id": principal_id,
+            "api_key": api_key,
+        }
+        if json_out:
+            emit_json(info)
+        else:
+            console.print(
+                table(
+                    "Administrator credential (the API key is shown only now)",
+                    list(info),
+                    [list(info.values())],
+                )
+            )
 
 
 # ---------------------------------------------------------------- command files
@@ -893,28 +1083,34 @@ def submit_cmd(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
     json_out: Json = False,
 ) -> None:
     """Submit a signed command file to the unit."""
     cmd = SignedCommand.loads(file.read_text())
     if cmd.command == Command.LOAD_PART:
         fail("parts are loaded with --custodian, not from command files")
-    t = _target(data_dir, database_url, instance)
-    with t.node:
-        if cmd.unit_id != t.unit.unit_id:
+    if cmd.command == Command.AUTHORIZE_ADMIN:
+        fail("administrator credentials are made with `kyok ceremony admin-credential`")
+    with _target(data_dir, database_url, instance, url, cacert, insecure) as t:
+        view = t.view()
+        if cmd.unit_id != view.unit_id:
+            fail(f"the command is for unit {cmd.unit_id}, not this instance's unit {view.unit_id}")
+        pending = view.register("pending")
+        if (
+            t.ep.local
+            and cmd.command == Command.ACTIVATE
+            and pending is not None
+            and not pending.in_memory
+        ):
             fail(
-                f"the command is for unit {cmd.unit_id}, not this instance's unit {t.unit.unit_id}"
+                "the committed master key is not in memory (shares seal): in local mode, activate it "
+                "with `kyok ceremony master-key activate --custodian PART:SIGKEY ... --sign ...`, "
+                "which loads its parts and signs in one command"
             )
-        pending = t.unit.state.pending
-        if cmd.command == Command.ACTIVATE and pending is not None and t.unit.status().registers:
-            loaded = any(r.register == "pending" and r.in_memory for r in t.unit.status().registers)
-            if not loaded:
-                fail(
-                    "the committed master key is not in memory (shares seal): in local mode, activate it "
-                    "with `kyok ceremony master-key activate --custodian PART:SIGKEY ... --sign ...`, "
-                    "which loads its parts and signs in one command"
-                )
-        _done(json_out, {"command": cmd.command, "seq": cmd.seq, **t.unit.submit(cmd)})
+        _done(json_out, {"command": cmd.command, "seq": cmd.seq, **t.ep.submit(cmd)})
 
 
 # ---------------------------------------------------------------- the transcript
@@ -929,22 +1125,29 @@ def transcript_cmd(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     instance: Instance = None,
+    url: Url = None,
+    cacert: CaCert = None,
+    insecure: Insecure = False,
 ) -> None:
     """Export the ceremony transcript (JSON Lines) for offline verification.
 
-    Reads the stored entries directly, so it works even when the unit refuses to open."""
-    node = _open(data_dir, database_url)
-    with node:
-        instance_id = _resolve_instance(node, instance)
-        unit_id = node.store.units.unit_for_instance(instance_id)
-        if unit_id is None:
-            raise UnitNotFound(f"instance {instance_id} has no crypto unit")
-        from kyok.unit.transcript import TranscriptEntry
+    Locally it reads the stored entries directly, so it works even when the unit refuses to open."""
+    if url:
+        with _target(None, None, instance, url, cacert, insecure) as t:
+            lines = t.ep.transcript_lines()
+    else:
+        node = _open(data_dir, database_url)
+        with node:
+            instance_id = _resolve_instance(node, instance)
+            unit_id = node.store.units.unit_for_instance(instance_id)
+            if unit_id is None:
+                raise UnitNotFound(f"instance {instance_id} has no crypto unit")
+            from kyok.unit.transcript import TranscriptEntry
 
-        lines = [
-            TranscriptEntry(e.n, e.entry, e.hash, e.mac).export_line()
-            for e in node.store.units.transcript(unit_id)
-        ]
+            lines = [
+                TranscriptEntry(e.n, e.entry, e.hash, e.mac).export_line()
+                for e in node.store.units.transcript(unit_id)
+            ]
     text = "".join(line + "\n" for line in lines)
     if out is None:
         sys.stdout.write(text)

@@ -24,6 +24,7 @@ from kyok.client._models import (
     WhoAmI,
     WrapResult,
 )
+from kyok.client._unit import UnitClient
 from kyok.client.errors import (
     ApiError,
     BadRequest,
@@ -67,6 +68,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "Unauthorized",
+    "UnitClient",
     "Unprocessable",
     "UnwrapResult",
     "WhoAmI",

@@ -23,6 +23,7 @@ from typing import Any
 
 from kyok.crypto.encoding import b64d
 from kyok.crypto.errors import InvalidSignature
+from kyok.crypto.kem import HybridPublicKey
 from kyok.crypto.sign import VerifyingKey
 from kyok.unit.commands import Command, command_bytes
 from kyok.unit.errors import CeremonyRejected
@@ -44,7 +45,10 @@ ENTRY_EVENT = "event"
 EVENT_DEV_MASTER_KEY = "dev_master_key"
 EVENT_UNSEALED = "unsealed"
 EVENT_ROTATION_COMPLETE = "rotation_complete"
-EVENTS = frozenset({EVENT_DEV_MASTER_KEY, EVENT_UNSEALED, EVENT_ROTATION_COMPLETE})
+EVENT_ADMIN_AUTHORIZATION_USED = "admin_authorization_used"
+EVENTS = frozenset(
+    {EVENT_DEV_MASTER_KEY, EVENT_UNSEALED, EVENT_ROTATION_COMPLETE, EVENT_ADMIN_AUTHORIZATION_USED}
+)
 
 NAME_MAX = 64
 
@@ -212,6 +216,27 @@ def _apply_command(state: UnitState, body: Mapping[str, Any]) -> UnitState:
                 raise _reject(f"that part does not belong to the {register.value} master key")
         return state
 
+    if command == Command.AUTHORIZE_ADMIN:
+        # The administrators allow one administrator credential for the instance (the first one,
+        # or a replacement). The unit uses the authorization once (an event) when the credential
+        # is made, and the credential goes out sealed to ``recipient``, a hybrid public key of
+        # whoever prepared the command: someone who only intercepts the command gains nothing.
+        _check_args(args, {"principal", "recipient"})
+        name = _str(args, "principal")
+        if len(name) > NAME_MAX or not name.isprintable():
+            raise _reject(f"principal names are 1..{NAME_MAX} printable characters")
+        try:
+            recipient = b64d(_str(args, "recipient"))
+            HybridPublicKey.from_bytes(recipient)
+        except ValueError:
+            raise _reject("recipient must be a base64 kyok hybrid public key") from None
+        if state.current is None:
+            raise _reject(
+                "authorize_admin needs an active master key: credentials are made by the unit"
+            )
+        entry = (int(seq), name, recipient)
+        return state.evolve(admin_authorizations=(*state.admin_authorizations, entry))
+
     if command == Command.CLEAR_NEW:
         _check_args(args, set())
         return state.evolve(pending=None, new_kcvs=())
@@ -301,6 +326,12 @@ def _apply_event(state: UnitState, body: Mapping[str, Any]) -> UnitState:
         if state.previous is None or data.get("retired") != state.previous.epoch:
             raise _reject("rotation complete without a rotation in progress")
         return state.evolve(previous=None)
+    if event == EVENT_ADMIN_AUTHORIZATION_USED:
+        used = data.get("seq")
+        remaining = tuple(a for a in state.admin_authorizations if a[0] != used)
+        if len(remaining) == len(state.admin_authorizations):
+            raise _reject("an administrator authorization was used that does not exist (or twice)")
+        return state.evolve(admin_authorizations=remaining)
     return state  # unsealed: no change
 
 

@@ -35,9 +35,19 @@ class Command:
     CLEAR_NEW = "clear_new"
     COMMIT = "commit"
     ACTIVATE = "activate"
+    AUTHORIZE_ADMIN = "authorize_admin"
 
     ALL = frozenset(
-        {ADD_ADMIN, REMOVE_ADMIN, SET_THRESHOLDS, LOAD_PART, CLEAR_NEW, COMMIT, ACTIVATE}
+        {
+            ADD_ADMIN,
+            REMOVE_ADMIN,
+            SET_THRESHOLDS,
+            LOAD_PART,
+            CLEAR_NEW,
+            COMMIT,
+            ACTIVATE,
+            AUTHORIZE_ADMIN,
+        }
     )
 
 

@@ -132,6 +132,8 @@ class UnitState:
     next_epoch: int = 1
     current_since: int = -1  # transcript entry that made ``current`` current
     new_kcvs: tuple[str, ...] = ()  # KCVs of the signed load_part commands filling the new register
+    # (sequence number, principal name, recipient public key) of authorize_admin commands not yet used
+    admin_authorizations: tuple[tuple[int, str, bytes], ...] = ()
     n: int = 0  # number of transcript entries applied
     head: str = GENESIS_HASH  # hash of the last entry
 
@@ -181,4 +183,7 @@ class UnitState:
             "seq": self.seq,
             "registers": [{"register": reg.value, **rec.to_json()} for reg, rec in self.records()],
             "transcript": {"entries": self.n, "head": self.head},
+            "admin_authorizations": [
+                {"seq": seq, "principal": name} for seq, name, _ in self.admin_authorizations
+            ],
         }

@@ -902,6 +902,45 @@ class CryptoUnit:
         """The public key matching :meth:`secret_sign` for ``label``."""
         return self._signer(label).verifying_key()
 
+    # ------------------------------------------------------------------ administrator authorizations
+
+    @property
+    def seal_kind(self) -> str:
+        """The unit's seal provider (``dev`` or ``shares``)."""
+        return self._state.seal
+
+    def admin_authorization(self, seq: int) -> tuple[str, bytes] | None:
+        """The principal name and recipient key of the unused ``authorize_admin`` at ``seq``."""
+        return next(((n, r) for s, n, r in self._state.admin_authorizations if s == seq), None)
+
+    def use_admin_authorization(self, seq: int) -> tuple[str, bytes]:
+        """Consume the ``authorize_admin`` command accepted at sequence number ``seq``.
+
+        Records the use in the transcript (an authenticated event), so each authorization makes
+        exactly one credential. Call it right before making the credential.
+
+        Returns:
+            The principal name the administrators authorized and the recipient public key
+            (a kyok hybrid public key, bytes) the credential must be sealed to.
+
+        Raises:
+            UnitSealed: the unit is sealed (credentials need its secret anyway).
+            CeremonyRejected: no unused authorization at ``seq``.
+        """
+        self.require_unsealed()
+        with self._lock:
+            state = self._state
+            match = [(n, r) for s, n, r in state.admin_authorizations if s == seq]
+            if not match:
+                raise CeremonyRejected(
+                    f"there is no unused administrator authorization at sequence {seq}"
+                )
+            body = self._event_body(state, ceremony.EVENT_ADMIN_AUTHORIZATION_USED, {"seq": seq})
+            new_state = ceremony.apply(state, body, entry_hash(body))
+            self._append([make_entry(body, self._mac_for(new_state, self._mk))])
+            self._state = new_state
+            return match[0]
+
     # ------------------------------------------------------------------ master-key rotation
 
     def require_rotation_keys(self) -> None:

@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CommandFile", "CommandResult", "ReencryptState", "UnitStatus"]
+__all__ = [
+    "AdminAuthorization",
+    "AdminCredential",
+    "AdminCredentialRequest",
+    "CommandFile",
+    "CommandResult",
+    "ReencryptState",
+    "UnitStatus",
+]
 
 
 class _Open(BaseModel):
@@ -35,6 +43,15 @@ class RegisterStatus(BaseModel):
     inMemory: bool
 
 
+class AdminAuthorization(BaseModel):
+    """An accepted ``authorize_admin`` command whose credential has not been made yet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    principal: str
+
+
 class UnitStatus(BaseModel):
     """A unit as custodians see it: no secrets."""
 
@@ -57,6 +74,9 @@ class UnitStatus(BaseModel):
     transportKeyFingerprint: str
     rotationRemaining: int | None = Field(description="blobs still under the previous key")
     reencrypting: bool
+    adminAuthorizations: list[AdminAuthorization] = Field(
+        description="accepted authorize_admin commands whose credential is not made yet"
+    )
 
 
 class CommandFile(_Open):
@@ -80,3 +100,22 @@ class ReencryptState(BaseModel):
 
     running: bool
     rotationRemaining: int | None
+
+
+class AdminCredentialRequest(_Open):
+    """A signed ``authorize_admin`` command file, or ``{"authorizationSeq": n}`` to make the
+    credential of an authorization accepted earlier (it is sealed to that command's recipient)."""
+
+    authorizationSeq: int | None = None
+
+
+class AdminCredential(BaseModel):
+    """The new administrator; its API key is sealed to the command's recipient public key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    principalId: str
+    authorizationSeq: int
+    sealedApiKey: str = Field(
+        description="base64 kyok hybrid seal (docs/formats.md) of the API key"
+    )

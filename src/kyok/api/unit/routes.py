@@ -79,6 +79,35 @@ def unit_command(node: Node, instance: InstanceId, raw: RawBody) -> Response:
     return json_response(camel(dict(result)))
 
 
+@operation("Administrator credential could not be made")
+def unit_admin_credential(node: Node, instance: InstanceId, raw: RawBody) -> Response:
+    """Make an administrator credential the unit's administrators authorized: a signed
+    `authorize_admin` command file (accepted, then used at once), or `{"authorizationSeq": n}`
+    for one accepted earlier. The API key comes back sealed to the command's recipient key."""
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise BadBody("a command file or {authorizationSeq} (a JSON object) is required")
+    if "format" in body:
+        if body.get("command") != "authorize_admin":
+            raise InvalidField("command", "must be authorize_admin")
+        seq = body.get("seq")
+        node.unit_console.submit(instance, body, None)
+    else:
+        seq = body.get("authorizationSeq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise InvalidField("authorizationSeq", "must be a non-negative integer")
+    principal_id, sealed = node.auth.authorized_admin(instance, seq)
+    out = {
+        "principalId": principal_id,
+        "authorizationSeq": seq,
+        "sealedApiKey": base64.b64encode(sealed).decode("ascii"),
+    }
+    return json_response(out, 201)
+
+
 @operation("Unit transcript could not be retrieved")
 def unit_transcript(node: Node, instance: InstanceId) -> Response:
     """The ceremony transcript, one JSON entry per line (verify it with `kyok ceremony verify`)."""
@@ -127,6 +156,25 @@ def build_router() -> APIRouter:
             description="A signed command file; for load_part also sealedPart",
         ),
         operation_id="submit_unit_command",
+    )
+    router.add_api_route(
+        "/admin-credentials",
+        unit_admin_credential,
+        methods=["POST"],
+        status_code=201,
+        responses={
+            201: openapi.response(
+                models.AdminCredential, "The administrator and its sealed API key"
+            ),
+            **error_responses(404, 409, auth=False),
+        },
+        openapi_extra=openapi.request_body(
+            models.AdminCredentialRequest,
+            ["application/json"],
+            required=True,
+            description="A signed authorize_admin command file, or {authorizationSeq}",
+        ),
+        operation_id="make_admin_credential",
     )
     router.add_api_route(
         "/transcript",
