@@ -8,6 +8,7 @@ The API key is stored in that file in clear: anyone who can read the file can ac
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -81,6 +82,15 @@ def login(
             show_default=False,
         ),
     ] = None,
+    credentials: Annotated[
+        Path | None,
+        typer.Option(
+            "--credentials",
+            help="Read url, instance and API key from a dev server's credentials file "
+            "(kyok-data/dev-credentials.json).",
+            show_default=False,
+        ),
+    ] = None,
     cacert: CacertOpt = None,
     insecure: InsecureOpt = False,
     json_output: JsonOpt = False,
@@ -90,6 +100,17 @@ def login(
     The profile is $XDG_CONFIG_HOME/kyok/profile.json (~/.config/kyok/profile.json), mode 0600. It holds the API key in clear: protect it like a password, and prefer KYOK_API_KEY in automation.
     """
     with guarded_remote():
+        if credentials is not None:
+            try:
+                creds = json.loads(Path(credentials).read_text())
+                url = url or str(creds["url"])
+                instance = instance or str(creds["instanceId"])
+                api_key = api_key or str(creds["apiKey"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise typer.BadParameter(
+                    f"{credentials} is not a readable credentials file ({type(exc).__name__})",
+                    param_hint="--credentials",
+                ) from None
         saved = Profile.load()
         if url is None:
             url = typer.prompt("Server URL", default=saved.url if saved else None, err=True)
