@@ -14,14 +14,15 @@ pytestmark = pytest.mark.anyio
 async def test_health_reports_units_and_sealed_state(api: Api) -> None:
     r = await api.client.get("/health")
     assert r.status_code == 200
-    unit_id = api.node.units.for_instance(api.instance).unit_id
     assert r.json() == {
         "status": "ok",
         "version": __version__,
-        "units": [{"instanceId": api.instance, "unitId": unit_id, "sealed": False}],
+        "units": {"total": 1, "sealed": 0},
     }
     api.node.units.for_instance(api.instance).seal()
-    assert (await api.client.get("/health")).json()["status"] == "sealed"
+    sealed = (await api.client.get("/health")).json()
+    assert sealed["status"] == "sealed" and sealed["units"] == {"total": 1, "sealed": 1}
+    assert api.instance not in (await api.client.get("/health")).text  # public: no ids
     metrics = (await api.client.get("/metrics")).text
     assert "kyok_units 1.0" in metrics and "kyok_units_sealed 1.0" in metrics
 

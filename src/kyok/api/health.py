@@ -21,12 +21,14 @@ __all__ = ["build_router"]
 log = logging.getLogger("kyok.api")
 
 
-class UnitHealth(BaseModel):
+class UnitCounts(BaseModel):
+    """How many crypto units the node has, and how many are sealed (no ids: /health is public;
+    a unit's own state is at ``/api/v2/kyok/unit`` for whoever knows its instance id)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    instanceId: str
-    unitId: str
-    sealed: bool
+    total: int
+    sealed: int
 
 
 class Health(BaseModel):
@@ -37,7 +39,7 @@ class Health(BaseModel):
 
     status: str
     version: str
-    units: list[UnitHealth] | None = None
+    units: UnitCounts | None = None
 
 
 @operation("Health could not be determined")
@@ -52,9 +54,7 @@ def health(node: Node) -> Response:
     body = {
         "status": status,
         "version": __version__,
-        "units": [
-            {"instanceId": u.instance_id, "unitId": u.unit_id, "sealed": u.sealed} for u in units
-        ],
+        "units": {"total": len(units), "sealed": sum(1 for u in units if u.sealed)},
     }
     return json_response(body)
 
