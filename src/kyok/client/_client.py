@@ -121,6 +121,54 @@ def _ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> bool
     return ssl.create_default_context(cafile=os.fspath(verify))
 
 
+def send(
+    http: httpx.Client,
+    url: str,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    body: Any = None,
+    content_type: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """One request: a fresh ``Correlation-Id``, a JSON body, network failures as
+    :class:`ConnectionFailed` and error statuses as the matching :class:`ApiError`.
+
+    Args:
+        http: the client to send with (its base URL, auth and headers apply).
+        url: the service's URL, for messages.
+        method: the HTTP method.
+        path: relative to the client's base URL.
+        params: query parameters.
+        body: a JSON-serializable body, or None.
+        content_type: the body's media type (default ``application/json``).
+        headers: more headers.
+
+    Returns:
+        The response (status < 300).
+    """
+    correlation_id = str(uuid.uuid4())
+    hdrs = {"Correlation-Id": correlation_id, **(headers or {})}
+    content: bytes | None = None
+    if body is not None:
+        content = json.dumps(body).encode("utf-8")
+        hdrs["Content-Type"] = content_type or "application/json"
+    try:
+        response = http.request(method, path, params=params, content=content, headers=hdrs)
+    except httpx.TimeoutException as exc:
+        raise ConnectionFailed(
+            f"{url} did not answer in time ({type(exc).__name__})", correlation_id=correlation_id
+        ) from exc
+    except httpx.TransportError as exc:
+        raise ConnectionFailed(
+            f"cannot reach {url}: {exc or type(exc).__name__}", correlation_id=correlation_id
+        ) from exc
+    if response.status_code >= 300:
+        raise error_from_response(response, correlation_id)
+    return response
+
+
 class KyokClient:
     """A client for one kyok (or Key Protect) instance.
 
@@ -206,29 +254,16 @@ class KyokClient:
         content_type: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        correlation_id = str(uuid.uuid4())
-        hdrs = {"Correlation-Id": correlation_id, **(headers or {})}
-        content: bytes | None = None
-        if body is not None:
-            content = json.dumps(body).encode("utf-8")
-            hdrs["Content-Type"] = content_type or "application/json"
-        try:
-            response = self._http.request(
-                method, path, params=params, content=content, headers=hdrs
-            )
-        except httpx.TimeoutException as exc:
-            raise ConnectionFailed(
-                f"{self.url} did not answer in time ({type(exc).__name__})",
-                correlation_id=correlation_id,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(
-                f"cannot reach {self.url}: {exc or type(exc).__name__}",
-                correlation_id=correlation_id,
-            ) from exc
-        if response.status_code >= 300:
-            raise error_from_response(response, correlation_id)
-        return response
+        return send(
+            self._http,
+            self.url,
+            method,
+            path,
+            params=params,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+        )
 
     @staticmethod
     def _body(response: httpx.Response) -> Any:

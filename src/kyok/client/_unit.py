@@ -7,17 +7,15 @@ checks, and status and transcript are public. See docs/api-kyok.md.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import ssl
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from kyok.client._client import DEFAULT_TIMEOUT, _ssl_context
-from kyok.client.errors import ConnectionFailed, InvalidResponse, error_from_response
+from kyok.client._client import DEFAULT_TIMEOUT, _ssl_context, send
+from kyok.client.errors import InvalidResponse
 
 
 class UnitClient:
@@ -65,22 +63,7 @@ class UnitClient:
         self._http.close()
 
     def _send(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        correlation_id = str(uuid.uuid4())
-        headers = {"Correlation-Id": correlation_id}
-        content = None
-        if body is not None:
-            content = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            response = self._http.request(method, path, content=content, headers=headers)
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(
-                f"cannot reach {self.url}: {exc or type(exc).__name__}",
-                correlation_id=correlation_id,
-            ) from exc
-        if response.status_code >= 300:
-            raise error_from_response(response, correlation_id)
-        return response
+        return send(self._http, self.url, method, path, body=body)
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:
