@@ -141,3 +141,29 @@ def test_the_cache_is_bounded() -> None:
     assert cache.get("i", "alias-4") is not None
     cache.invalidate("i", "k4")
     assert cache.get("i", "alias-4") is None and cache.get("i", "k4") is None
+
+
+def test_a_search_for_a_full_key_id_finds_that_key_first(
+    env: tuple[KeyService, CountingStore, Ticker, str],
+) -> None:
+    from kyok.kms.query import parse_key_query
+
+    service, _, _, instance = env
+    others = [service.create_key(ACTOR, instance, f"other-{i}") for i in range(3)]
+    target = service.create_key(ACTOR, instance, "target")
+    query = parse_key_query(instance, search=target.record.id)
+    keys, total = service.list_keys(query)
+    assert [k.record.id for k in keys] == [target.record.id] and total == 1
+    assert service.count_keys(query) == 1
+    # a name that contains the id is not counted twice
+    named = service.create_key(ACTOR, instance, f"copy-of-{others[0].record.id}")
+    keys, total = service.list_keys(parse_key_query(instance, search=others[0].record.id))
+    assert [k.record.id for k in keys][0] == others[0].record.id and total == 2
+    assert {k.record.id for k in keys} == {others[0].record.id, named.record.id}
+    # filters still apply to the direct match; negation does not look it up
+    assert (
+        service.list_keys(parse_key_query(instance, search=target.record.id, extractable="true"))[1]
+        == 0
+    )
+    negated = service.list_keys(parse_key_query(instance, search=f"not:{target.record.id}"))[0]
+    assert target.record.id in {k.record.id for k in negated}

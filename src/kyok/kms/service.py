@@ -436,10 +436,49 @@ class KeyService:
             self._check_query_scope(uow, query)
             records = uow.keys.find(query)
             total = uow.keys.count(query)
+            direct = self._direct_match(uow, query)
+            if direct is not None:
+                # Key Protect: a search for a full key id also finds that key, first.
+                if not self._found_by_search(uow, direct, query):
+                    total += 1
+                if query.offset == 0:
+                    records = [direct, *(r for r in records if r.id != direct.id)][: query.limit]
             ids = [r.id for r in records]
             aliases = uow.aliases.list_for_keys(query.instance_id, ids) if ids else {}
         views = [view_of(r, aliases.get(r.id, ()), now, self._timers) for r in records]
         return views, total
+
+    def _direct_match(self, uow: UnitOfWork, query: KeyQuery) -> KeyRecord | None:
+        """The key whose id a (non-negated) search names, if it passes the query's state,
+        extractable and key-ring filters."""
+        search = query.search
+        if search is None or search.negate:
+            return None
+        key_id = _key_id(search.text)
+        if key_id is None:
+            return None
+        record = uow.keys.get(query.instance_id, key_id)
+        if record is None:
+            return None
+        states = query.states if query.states is not None else frozenset({0, 1, 2, 3})
+        if record.state not in states:
+            return None
+        if query.extractable is not None and record.extractable != query.extractable:
+            return None
+        if query.key_ring_id is not None and record.key_ring_id != query.key_ring_id:
+            return None
+        return record
+
+    @staticmethod
+    def _found_by_search(uow: UnitOfWork, record: KeyRecord, query: KeyQuery) -> bool:
+        """Whether the store's own search (names, aliases) matches ``record`` already."""
+        search = query.search
+        assert search is not None
+        text = search.text.lower()
+        fields = [record.name] if search.names else []
+        if search.aliases:
+            fields += [a.alias for a in uow.aliases.list_for_key(record.instance_id, record.id)]
+        return any((f.lower() == text) if search.exact else (text in f.lower()) for f in fields)
 
     def count_keys(self, query: KeyQuery) -> int:
         """How many keys match ``query`` (limit and offset ignored).
@@ -457,7 +496,11 @@ class KeyService:
         check_key_query(query)
         with self._uow(read_only=True) as uow:
             self._check_query_scope(uow, query)
-            return uow.keys.count(query)
+            total = uow.keys.count(query)
+            direct = self._direct_match(uow, query)
+            if direct is not None and not self._found_by_search(uow, direct, query):
+                total += 1
+            return total
 
     def list_versions(
         self,

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from kyok.api.admin._body import JsonObject, json_object
+from kyok.api.responses import error_responses
 from kyok.auth import (
     ApiKeyRecord,
     AuthContext,
@@ -118,7 +119,11 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
     caller = Depends(authenticate)
     body_of = Depends(json_object)
 
-    @router.get("/whoami", summary="The caller: principal, instance and role bindings")
+    @router.get(
+        "/whoami",
+        summary="The caller: principal, instance and role bindings",
+        responses=error_responses(404),
+    )
     def whoami(ctx: AuthContext = caller) -> JSONResponse:
         identity = auth.whoami(ctx)
         return JSONResponse(
@@ -129,7 +134,9 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
             }
         )
 
-    @router.get("/principals", summary="List the instance's principals")
+    @router.get(
+        "/principals", summary="List the instance's principals", responses=error_responses()
+    )
     def list_principals(ctx: AuthContext = caller) -> JSONResponse:
         return JSONResponse(
             {"principals": [render_principal(p) for p in auth.list_principals(ctx)]}
@@ -140,12 +147,15 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
         status_code=201,
         summary="Create a principal (a user or a service ID)",
         openapi_extra=_PRINCIPAL_BODY,
+        responses=error_responses(409, 413),
     )
     def create_principal(ctx: AuthContext = caller, body: JsonObject = body_of) -> JSONResponse:
         record = auth.create_principal(ctx, body.require("name"), body.require("kind"))
         return JSONResponse(render_principal(record), status_code=201)
 
-    @router.get("/principals/{principal_id}", summary="Get a principal")
+    @router.get(
+        "/principals/{principal_id}", summary="Get a principal", responses=error_responses(404)
+    )
     def get_principal(principal_id: str, ctx: AuthContext = caller) -> JSONResponse:
         return JSONResponse(render_principal(auth.get_principal(ctx, principal_id)))
 
@@ -153,12 +163,17 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
         "/principals/{principal_id}",
         status_code=204,
         summary="Delete a principal with its API keys, refresh tokens and role bindings",
+        responses=error_responses(404, 409),
     )
     def delete_principal(principal_id: str, ctx: AuthContext = caller) -> Response:
         auth.delete_principal(ctx, principal_id)
         return Response(status_code=204)
 
-    @router.get("/principals/{principal_id}/apikeys", summary="List a principal's API keys")
+    @router.get(
+        "/principals/{principal_id}/apikeys",
+        summary="List a principal's API keys",
+        responses=error_responses(404),
+    )
     def list_api_keys(principal_id: str, ctx: AuthContext = caller) -> JSONResponse:
         keys = auth.list_api_keys(ctx, principal_id)
         return JSONResponse({"apikeys": [render_api_key(k) for k in keys]})
@@ -168,6 +183,7 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
         status_code=201,
         summary="Create an API key (the key is in this response only)",
         openapi_extra=_API_KEY_BODY,
+        responses=error_responses(404, 413),
     )
     def create_api_key(
         principal_id: str, ctx: AuthContext = caller, body: JsonObject = body_of
@@ -177,12 +193,21 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
         rendered["apikey"] = secret.reveal()
         return JSONResponse(rendered, status_code=201, headers=_NO_STORE)
 
-    @router.delete("/apikeys/{apikey_id}", status_code=204, summary="Delete an API key")
+    @router.delete(
+        "/apikeys/{apikey_id}",
+        status_code=204,
+        summary="Delete an API key",
+        responses=error_responses(404),
+    )
     def delete_api_key(apikey_id: str, ctx: AuthContext = caller) -> Response:
         auth.delete_api_key(ctx, apikey_id)
         return Response(status_code=204)
 
-    @router.get("/principals/{principal_id}/roles", summary="List a principal's role bindings")
+    @router.get(
+        "/principals/{principal_id}/roles",
+        summary="List a principal's role bindings",
+        responses=error_responses(404),
+    )
     def list_roles(principal_id: str, ctx: AuthContext = caller) -> JSONResponse:
         bindings = auth.list_grants(ctx, principal_id)
         return JSONResponse({"roles": [render_binding(b) for b in bindings]})
@@ -192,6 +217,7 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
         status_code=201,
         summary="Grant a role on a scope (instance, key_ring:<id> or key:<id>)",
         openapi_extra=_ROLE_BODY,
+        responses=error_responses(404, 409, 413),
     )
     def grant_role(
         principal_id: str, ctx: AuthContext = caller, body: JsonObject = body_of
@@ -203,6 +229,7 @@ def build_admin_router(auth: AuthService, authenticate: Callable[..., AuthContex
         "/roles/{binding_id}",
         status_code=204,
         summary="Revoke a role binding (never the instance's last KyokInstanceAdmin)",
+        responses=error_responses(404, 409),
     )
     def revoke_role(binding_id: str, ctx: AuthContext = caller) -> Response:
         auth.revoke(ctx, binding_id)

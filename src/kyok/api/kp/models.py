@@ -143,8 +143,8 @@ class KeyCreateResource(_Request):
 
 
 class _RequestMetadata(_Request):
-    collectionType: str
-    collectionTotal: int
+    collectionType: Literal["application/vnd.ibm.kms.key+json"]
+    collectionTotal: Literal[1] = Field(description="the number of resources (one key)")
 
 
 class KeyCreateBody(_Request):

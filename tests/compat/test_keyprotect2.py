@@ -1,0 +1,211 @@
+"""The UNMODIFIED IBM ``keyprotect`` 2.x client (a thin wrapper over ``redstone``) against a
+real kyok server.
+
+2.x has the same package name as 3.x, so it is installed aside (``.venv/keyprotect2``, see the
+Makefile) and runs in a subprocess with that directory first on ``PYTHONPATH``. The script
+configures it exactly as reference §8.2 says (``bxauth.TokenManager`` pointed at the server's
+``/oidc/token``; ``keyprotect.Client(..., endpoint_url=URL, verify=False)``), drives it, and
+prints one JSON object of results (bytes base64-encoded) that the test asserts on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from live_server import LiveServer
+
+KEYPROTECT2 = Path(__file__).resolve().parents[2] / ".venv" / "keyprotect2"
+
+pytestmark = pytest.mark.skipif(
+    not (KEYPROTECT2 / "keyprotect").is_dir(), reason="keyprotect 2.x is not installed aside"
+)
+
+_SCRIPT = r'''
+import base64, json, os, sys
+
+import keyprotect
+from keyprotect import bxauth
+
+url, api_key, instance = sys.argv[1:4]
+assert not hasattr(keyprotect, "IbmKeyProtectApiV2"), "this must be keyprotect 2.x"
+
+tm = bxauth.TokenManager(api_key=api_key, iam_endpoint=url)
+kp = keyprotect.Client(
+    credentials=tm, region="x", service_instance_id=instance, endpoint_url=url, verify=False
+)
+out = {}
+b64 = lambda data: base64.b64encode(data).decode()
+
+
+def error_of(call):
+    """The KeyProtectError's message and HTTP status of a call that must fail."""
+    try:
+        call()
+    except kp.KeyProtectError as exc:
+        return {"message": str(exc), "status": exc.http_error.response.status_code}
+    return None
+
+
+# create: a root key, a standard key with material, an imported root key
+root = kp.create_key(name="py2-root", root=True)
+out["root"] = root
+dek = os.urandom(32)
+out["dek"] = b64(dek)
+std_material = os.urandom(24)
+out["std_material"] = b64(std_material)
+out["std"] = kp.create_key(name="py2-std", payload=std_material)
+out["std_get"] = kp.get_key(out["std"]["id"])
+imported = kp.create_key(name="py2-imported", payload=os.urandom(32), root=True, alias_list=["py2-alias"])
+out["imported"] = imported
+
+# wrap with bytes (and aad), and with None (a DEK is generated)
+out["wrap_bytes"] = kp.wrap(root["id"], dek, aad=["py2-aad"])
+out["wrap_none"] = kp.wrap(root["id"], None)
+
+# unwrap: with aad, without; a wrong aad fails
+out["unwrap_aad"] = b64(kp.unwrap(root["id"], out["wrap_bytes"]["ciphertext"], aad=["py2-aad"]))
+out["unwrap_generated"] = b64(kp.unwrap(root["id"], out["wrap_none"]["ciphertext"]))
+out["unwrap_wrong_aad"] = error_of(
+    lambda: kp.unwrap(root["id"], out["wrap_bytes"]["ciphertext"], aad=["other"])
+)
+
+# rotate without payload (generated root key), then the old ciphertext still opens
+out["rotate_root"] = kp.rotate_key(root["id"])
+out["root_after_rotate"] = kp.get_key(root["id"])
+out["unwrap_after_rotate"] = b64(
+    kp.unwrap(root["id"], out["wrap_bytes"]["ciphertext"].encode(), aad=["py2-aad"])
+)
+out["rewrap"] = kp.rewrap(root["id"], out["wrap_bytes"]["ciphertext"], aad=["py2-aad"])
+
+# rotate an imported key: without payload refused, with payload fine (by its alias, too)
+out["rotate_imported_without"] = error_of(lambda: kp.rotate_key(imported["id"]))
+out["rotate_imported_with"] = kp.rotate_key("py2-alias", payload=os.urandom(32))
+out["imported_after_rotate"] = kp.get_key(imported["id"])
+
+# list, disable/enable, delete (no Prefer: 204), restore, purge
+out["listed_ids"] = [k["id"] for k in kp.list_keys()]
+out["disable"] = kp.disable_key(root["id"])
+out["state_disabled"] = kp.get_key(root["id"])["state"]
+out["enable"] = kp.enable_key(root["id"])
+out["delete"] = kp.delete_key(root["id"])
+out["state_deleted"] = kp.get_key(root["id"])["state"]
+out["delete_again"] = error_of(lambda: kp.delete_key(root["id"]))
+out["restore"] = kp.restore_key(root["id"])
+out["state_restored"] = kp.get_key(root["id"])["state"]
+kp.delete_key(out["std"]["id"])
+out["purge"] = kp.purge_key(out["std"]["id"])
+out["get_purged"] = error_of(lambda: kp.get_key(out["std"]["id"]))
+
+# key rings and aliases
+kp.create_key_ring("py2-ring")
+out["rings"] = [r["id"] for r in kp.get_key_rings()["resources"]]
+kp.set_key_ring(imported["id"], "default", "py2-ring")
+out["moved_ring"] = kp.get_key(imported["id"])["keyRingID"]
+out["alias"] = kp.create_key_alias(imported["id"], "py2-alias-2")
+kp.delete_key_alias(imported["id"], "py2-alias-2")
+out["aliases_after"] = kp.get_key("py2-alias")["aliases"]
+print(json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def results(kyok_server: LiveServer) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(KEYPROTECT2)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _SCRIPT,
+            kyok_server.url,
+            kyok_server.api_key,
+            kyok_server.instance_id,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def b64d(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def test_create(results: dict[str, Any], kyok_server: LiveServer) -> None:
+    root = results["root"]
+    assert root["name"] == "py2-root" and root["extractable"] is False and root["state"] == 1
+    assert root["type"] == "application/vnd.ibm.kms.key+json" and "payload" not in root
+    std = results["std"]
+    assert std["extractable"] is True and std["imported"] is True
+    assert std["payload"] == results["std_material"]  # POST without Prefer: the representation
+    assert results["std_get"]["payload"] == results["std_material"]
+    imported = results["imported"]
+    assert imported["imported"] is True and imported["extractable"] is False
+    assert imported["aliases"] == ["py2-alias"] and "payload" not in imported
+    assert root["id"] in results["listed_ids"] and imported["id"] in results["listed_ids"]
+
+
+def test_wrap_with_bytes_and_with_none(results: dict[str, Any]) -> None:
+    version = results["root"]["keyVersion"]["id"]
+    wrapped = results["wrap_bytes"]
+    assert set(wrapped) == {"ciphertext", "keyVersion"} and wrapped["keyVersion"]["id"] == version
+    generated = results["wrap_none"]
+    assert len(b64d(generated["plaintext"])) == 32  # redstone's envelope helper needs 32
+    assert generated["ciphertext"] and generated["keyVersion"]["id"] == version
+
+
+def test_unwrap_with_and_without_aad(results: dict[str, Any]) -> None:
+    assert results["unwrap_aad"] == results["dek"]
+    assert results["unwrap_generated"] == results["wrap_none"]["plaintext"]
+    wrong = results["unwrap_wrong_aad"]
+    assert wrong is not None and wrong["status"] in (400, 422)
+    assert "Please see `reasons`" in wrong["message"]  # errorMsg, as redstone reports it
+    assert results["dek"] not in wrong["message"]
+
+
+def test_rotate_with_and_without_payload(results: dict[str, Any]) -> None:
+    assert results["rotate_root"] is None  # 204
+    before = results["root"]["keyVersion"]["id"]
+    after = results["root_after_rotate"]["keyVersion"]["id"]
+    assert after != before and "lastRotateDate" in results["root_after_rotate"]
+    assert results["unwrap_after_rotate"] == results["dek"]
+    rewrap = results["rewrap"]
+    assert rewrap["keyVersion"]["id"] == before and rewrap["rewrappedKeyVersion"]["id"] == after
+    refused = results["rotate_imported_without"]
+    assert refused is not None and refused["status"] == 400
+    assert "KEY_PAYLOAD_REQ_ERR" in refused["message"]
+    assert results["rotate_imported_with"] is None
+    imported_after = results["imported_after_rotate"]
+    assert imported_after["keyVersion"]["id"] != results["imported"]["keyVersion"]["id"]
+
+
+def test_delete_restore_and_purge(results: dict[str, Any]) -> None:
+    assert results["disable"] is None and results["state_disabled"] == 2
+    assert results["enable"] is None
+    assert results["delete"] is None and results["state_deleted"] == 5
+    again = results["delete_again"]
+    assert again is not None and again["status"] == 410 and "KEY_DELETED_ERR" in again["message"]
+    assert results["restore"] is None and results["state_restored"] == 1
+    assert results["purge"] is None
+    purged = results["get_purged"]
+    assert purged is not None and purged["status"] == 404
+
+
+def test_key_rings_and_aliases(results: dict[str, Any]) -> None:
+    assert {"default", "py2-ring"} <= set(results["rings"])
+    assert results["moved_ring"] == "py2-ring"
+    alias = results["alias"]["resources"][0]
+    assert alias["alias"] == "py2-alias-2" and alias["keyId"] == results["imported"]["id"]
+    assert results["aliases_after"] == ["py2-alias"]
