@@ -158,7 +158,7 @@ def test_a_search_for_a_full_key_id_finds_that_key_first(
     # a name that contains the id is not counted twice
     named = service.create_key(ACTOR, instance, f"copy-of-{others[0].record.id}")
     keys, total = service.list_keys(parse_key_query(instance, search=others[0].record.id))
-    assert [k.record.id for k in keys][0] == others[0].record.id and total == 2
+    assert keys[0].record.id == others[0].record.id and total == 2
     assert {k.record.id for k in keys} == {others[0].record.id, named.record.id}
     # filters still apply to the direct match; negation does not look it up
     assert (
