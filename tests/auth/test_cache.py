@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from auth_kit import AuthHarness, bearer
 from kyok.auth._cache import MISSING, TtlCache
+from kyok.auth.errors import TokenExpired, TokenInvalid
 
 
 class Timer:
@@ -50,3 +52,29 @@ def test_size_is_bounded_and_ttl_zero_disables() -> None:
     assert off.get(1) is None
     with pytest.raises(ValueError):
         TtlCache(-1)
+
+
+def test_a_token_is_verified_once_and_still_expires(
+    harness: AuthHarness, instance: str, admin_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kyok.auth.service as service_module
+
+    calls = []
+    real = service_module.verify_access_token
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service_module, "verify_access_token", counting)
+    grant = harness.token(admin_key)
+    for _ in range(5):
+        harness.auth.authenticate(bearer(grant), instance)
+    assert len(calls) == 1
+    harness.clock.advance(harness.auth.token_ttl + 3600)
+    with pytest.raises(TokenExpired):
+        harness.auth.authenticate(bearer(grant), instance)
+    # a token that was never verified is still checked in full
+    tampered = grant.access_token[:-2] + ("AA" if not grant.access_token.endswith("AA") else "BB")
+    with pytest.raises((TokenInvalid, TokenExpired)):
+        harness.auth.authenticate(bearer(tampered), instance)

@@ -20,6 +20,7 @@ from kyok.api.health import build_router as health_router
 from kyok.api.iam import build_iam_router
 from kyok.api.kp import Media
 from kyok.api.kp import build_router as kp_router
+from kyok.api.kp.fastpath import DataPlaneFastPath
 from kyok.api.metrics import Metrics
 from kyok.api.middleware import RequestContextMiddleware
 from kyok.api.ports import NodePort
@@ -65,6 +66,8 @@ def create_app(node: NodePort) -> FastAPI:
         app.include_router(build_admin_router(node.auth, caller))
     app.include_router(unit_router())
     app.include_router(kp_router(app.state.kp_media))
+    # Added first, so it sits inside the request-context middleware (ids, metrics, access log).
+    app.add_middleware(DataPlaneFastPath, node=node, media=app.state.kp_media)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     openapi.install(app)
     return app

@@ -15,8 +15,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import ClientDisconnect
 
-from kyok.api.errors import PayloadTooLarge
+from kyok.api.errors import ClientDisconnected, PayloadTooLarge
 from kyok.api.ports import NodePort
 from kyok.auth.context import AuthContext
 from kyok.auth.errors import MissingInstance
@@ -145,11 +146,14 @@ async def raw_body(request: Request) -> bytes:
         raise PayloadTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected() from None
     return b"".join(chunks)
 
 

@@ -36,6 +36,7 @@ from kyok.kms.errors import InvalidField, InvalidQueryParam
 __all__ = [
     "ERROR_TYPE",
     "MORE_INFO",
+    "ClientDisconnected",
     "PayloadTooLarge",
     "error_body",
     "install_error_handlers",
@@ -46,6 +47,18 @@ log = logging.getLogger("kyok.api")
 
 ERROR_TYPE = "application/vnd.ibm.kms.error+json"
 MORE_INFO = "https://cloud.ibm.com/apidocs/key-protect"
+
+
+class ClientDisconnected(KyokError):
+    """The client went away before its request was read in full; nobody reads the answer.
+
+    Recorded as 499 (the access log and metrics show it), never as a server error."""
+
+    code = "CLIENT_CLOSED_REQUEST"
+    status = 499
+
+    def __init__(self) -> None:
+        super().__init__("The client closed the connection before the request was read")
 
 
 class PayloadTooLarge(KyokError):

@@ -35,6 +35,7 @@ Access tokens already issued stay valid until they expire unless their principal
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -65,6 +66,7 @@ from kyok.auth.errors import (
     PrincipalNotFound,
     RoleBindingExists,
     RoleBindingNotFound,
+    TokenExpired,
     TokenInvalid,
 )
 from kyok.auth.grants import (
@@ -108,6 +110,7 @@ log = logging.getLogger("kyok.auth")
 #: What ``bootstrap_admin`` grants on the instance scope.
 BOOTSTRAP_ROLES = (Role.MANAGER, Role.KEY_PURGE, Role.INSTANCE_ADMIN)
 _MAX_ID = 128
+_MAX_VERIFIED_TOKENS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,8 @@ class AuthService:
         self._verifiers: TtlCache[str, _Verifier] = TtlCache(
             max(cache_ttl, 60.0) if cache_ttl else 0
         )
+        self._verified: dict[str, AccessClaims] = {}  # token -> claims, insertion-ordered
+        self._verified_lock = threading.Lock()
 
     @property
     def token_ttl(self) -> int:
@@ -235,9 +240,11 @@ class AuthService:
         return self._token_ttl
 
     def invalidate_caches(self) -> None:
-        """Forget every cached key and grant (the next requests read the store again)."""
+        """Forget every cached key, grant and verified token (the next requests start over)."""
         self._identities.clear()
         self._verifiers.clear()
+        with self._verified_lock:
+            self._verified.clear()
 
     # ================================================================== tokens
 
@@ -421,13 +428,26 @@ class AuthService:
             raise TokenInvalid("the access token was not issued for this instance")
         verifier = self._verifier(instance_id)
         now = int(self._clock.now().timestamp())
-        claims = verify_access_token(token, verifier.public_key, now=now, leeway=self._leeway)
+        claims = self._verified.get(token)
+        if claims is None or claims.instance_id != instance_id:
+            claims = verify_access_token(token, verifier.public_key, now=now, leeway=self._leeway)
+            self._remember_token(token, claims)
+        elif now >= claims.expires_at + self._leeway:
+            raise TokenExpired()
         if claims.instance_id != instance_id:
             raise TokenInvalid("the access token was not issued for this instance")
         known = self._known(verifier.unit, instance_id, claims.principal_id)
         if known is None:
             raise TokenInvalid("the principal of the access token no longer exists")
         return AuthContext(known.principal, instance_id, known.grants, token_id=claims.token_id)
+
+    def _remember_token(self, token: str, claims: AccessClaims) -> None:
+        """Keep a verified token's claims until it expires, so its signature (an Ed25519 check,
+        ~100 us) is verified once per token, not once per request. Bounded; the oldest go first."""
+        with self._verified_lock:
+            self._verified[token] = claims
+            while len(self._verified) > _MAX_VERIFIED_TOKENS:
+                self._verified.pop(next(iter(self._verified)))
 
     def _verifier(self, instance_id: str) -> _Verifier:
         """The instance's unit and token key (cached), checking that the unit is unsealed."""

@@ -15,6 +15,7 @@ requests in flight finish, then every unit is sealed.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -114,6 +115,12 @@ def _serve(node: Node, sock: socket.socket) -> None:
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Everything made at start-up (modules, the app, caches) lives as long as the process: move
+    # it out of the collector's reach, so a full collection scans only what requests create.
+    # Measured (bench/profile.sh): full collections of the start-up objects took ~60 ms each
+    # and set the wrap p99.
+    gc.collect()
+    gc.freeze()
     try:
         if scheduler is not None:
             scheduler.start()

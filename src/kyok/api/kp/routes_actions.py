@@ -35,10 +35,12 @@ from kyok.api.kp.body import Fields, NoBody, decode_b64, parse_json
 from kyok.api.kp.render import rewrap_result, unwrap_result, wrap_result
 from kyok.api.kp.routes_keys import restore_key
 from kyok.api.operations import Operation, operation, set_operation
+from kyok.api.ports import NodePort
+from kyok.auth.context import AuthContext
 from kyok.auth.roles import Permission
 from kyok.kms.errors import InvalidField
 
-__all__ = ["register"]
+__all__ = ["register", "rewrap", "rewrap_action", "unwrap", "unwrap_action", "wrap", "wrap_action"]
 
 _ACTION_TYPES = ["application/vnd.ibm.kms.key_action+json", JSON]
 _DEK = "a base64 encoded key material"
@@ -62,33 +64,45 @@ def _ciphertext(raw: bytes) -> tuple[bytes, Any]:
     return decode_b64(value, "ciphertext", what=_CIPHERTEXT), fields.value("aad")
 
 
+def wrap_action(ctx: AuthContext, node: NodePort, id: str, raw: bytes) -> dict[str, Any]:
+    """Authorize, parse, wrap and render (shared with the data-plane fast path)."""
+    authorize_key(ctx, node.service, Permission.KEYS_WRAP, id)
+    fields = Fields(parse_json(raw))
+    plaintext = _optional_b64(fields, "plaintext", _DEK)
+    return wrap_result(node.service.wrap(ctx.instance_id, id, plaintext, fields.value("aad")))
+
+
+def unwrap_action(ctx: AuthContext, node: NodePort, id: str, raw: bytes) -> dict[str, Any]:
+    """Authorize, parse, unwrap and render (shared with the data-plane fast path)."""
+    authorize_key(ctx, node.service, Permission.KEYS_UNWRAP, id)
+    ciphertext, aad = _ciphertext(raw)
+    return unwrap_result(node.service.unwrap(ctx.instance_id, id, ciphertext, aad))
+
+
+def rewrap_action(ctx: AuthContext, node: NodePort, id: str, raw: bytes) -> dict[str, Any]:
+    """Authorize, parse, rewrap and render (shared with the data-plane fast path)."""
+    authorize_key(ctx, node.service, Permission.KEYS_REWRAP, id)
+    ciphertext, aad = _ciphertext(raw)
+    return rewrap_result(node.service.rewrap(ctx.instance_id, id, ciphertext, aad))
+
+
 @operation("Wrap with key could not be performed", "wrap")
 def wrap(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) -> Response:
     """Wrap a DEK (`plaintext`, base64) with the key's newest version; without `plaintext` a
     32-byte DEK is generated and returned."""
-    authorize_key(ctx, node.service, Permission.KEYS_WRAP, id)
-    fields = Fields(parse_json(raw))
-    plaintext = _optional_b64(fields, "plaintext", _DEK)
-    result = node.service.wrap(ctx.instance_id, id, plaintext, fields.value("aad"))
-    return json_response(wrap_result(result), 200, media.action)
+    return json_response(wrap_action(ctx, node, id, raw), 200, media.action)
 
 
 @operation("Unwrap with key could not be performed", "unwrap")
 def unwrap(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) -> Response:
     """Unwrap a DEK; a ciphertext of an older version also comes back re-wrapped."""
-    authorize_key(ctx, node.service, Permission.KEYS_UNWRAP, id)
-    ciphertext, aad = _ciphertext(raw)
-    result = node.service.unwrap(ctx.instance_id, id, ciphertext, aad)
-    return json_response(unwrap_result(result), 200, media.action)
+    return json_response(unwrap_action(ctx, node, id, raw), 200, media.action)
 
 
 @operation("Rewrap with key could not be performed", "rewrap")
 def rewrap(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) -> Response:
     """Move a wrapped DEK to the key's newest version without exposing it."""
-    authorize_key(ctx, node.service, Permission.KEYS_REWRAP, id)
-    ciphertext, aad = _ciphertext(raw)
-    result = node.service.rewrap(ctx.instance_id, id, ciphertext, aad)
-    return json_response(rewrap_result(result), 200, media.action)
+    return json_response(rewrap_action(ctx, node, id, raw), 200, media.action)
 
 
 @operation("Action could not be performed on key", "rotate")

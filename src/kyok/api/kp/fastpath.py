@@ -1,0 +1,134 @@
+"""The data plane without the framework: wrap, unwrap and rewrap as a thin ASGI layer.
+
+Measured (bench/profile.sh, docs/benchmarks.md): FastAPI's per-request machinery — matching
+~50 route patterns, resolving the dependency graph, two hand-offs to worker threads — cost
+~500 us of a wrap request's ~800 us, while kyok's own work took ~30 us. So the three hot
+actions in their canonical form (``POST /api/v2/keys/{id}/actions/(wrap|unwrap|rewrap)``, no
+query string) are answered here, on the event loop, by the *same* functions the FastAPI routes
+call (:mod:`kyok.api.kp.routes_actions`): authentication through the node's auth service,
+authorization, lenient body parsing, the key service, rendering, the error envelope, the
+operation tag (so metrics, access log and ``errorMsg`` read as for the routes). Everything else
+— the legacy ``?action=`` form, other methods, other paths — goes to FastAPI unchanged.
+
+Running on the loop is right for the warm path (cached token, grants, key and handle: no I/O).
+A cold request reads the store once (SQLite or PostgreSQL, a millisecond or so) on the loop;
+it is the exception under load, and its result is cached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kyok.api.errors import ClientDisconnected, PayloadTooLarge, kyok_error_response
+from kyok.api.kp._common import Media
+from kyok.api.kp.routes_actions import (
+    rewrap,
+    rewrap_action,
+    unwrap,
+    unwrap_action,
+    wrap,
+    wrap_action,
+)
+from kyok.api.ports import NodePort
+from kyok.api.responses import json_response
+from kyok.auth.context import AuthContext
+from kyok.auth.errors import MissingInstance
+from kyok.errors import KyokError
+
+__all__ = ["DataPlaneFastPath"]
+
+_PATH = re.compile(r"/api/v2/keys/([^/]+)/actions/(wrap|unwrap|rewrap)")
+
+Action = Callable[[AuthContext, NodePort, str, bytes], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What the middleware and the error renderer read from ``scope["route"]``."""
+
+    path: str
+    endpoint: Callable[..., Any]
+
+
+_ACTIONS: dict[str, tuple[Action, _Route]] = {
+    "wrap": (wrap_action, _Route("/api/v2/keys/{id}/actions/wrap", wrap)),
+    "unwrap": (unwrap_action, _Route("/api/v2/keys/{id}/actions/unwrap", unwrap)),
+    "rewrap": (rewrap_action, _Route("/api/v2/keys/{id}/actions/rewrap", rewrap)),
+}
+
+
+class DataPlaneFastPath:
+    """ASGI middleware: serve the canonical wrap/unwrap/rewrap requests, pass the rest on.
+
+    Args:
+        app: the FastAPI application (everything else).
+        node: the node.
+        media: the response content types.
+    """
+
+    def __init__(self, app: ASGIApp, node: NodePort, media: Media) -> None:
+        self.app = app
+        self.node = node
+        self.media = media
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        match = _PATH.fullmatch(scope["path"])
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        action, route = _ACTIONS[match.group(2)]
+        scope["route"] = route
+        try:
+            headers = _headers(scope)
+            instance = (headers.get(b"bluemix-instance") or b"").decode("latin-1").strip()
+            if not instance:
+                raise MissingInstance()
+            authorization = headers.get(b"authorization")
+            ctx = self.node.auth.authenticate(
+                None if authorization is None else authorization.decode("latin-1"), instance
+            )
+            raw = await _body(receive, headers, self.node.settings.server.max_body_bytes)
+            response = json_response(
+                action(ctx, self.node, match.group(1), raw), 200, self.media.action
+            )
+        except ClientDisconnected:
+            return  # nobody to answer; the middleware above records it
+        except KyokError as exc:
+            response = kyok_error_response(scope, exc)
+        await response(scope, receive, send)
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request headers by lower-case name (the first of repeated ones)."""
+    out: dict[bytes, bytes] = {}
+    for key, value in scope["headers"]:
+        out.setdefault(key.lower(), value)
+    return out
+
+
+async def _body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    """The whole body, at most ``limit`` bytes (413 above it)."""
+    declared = headers.get(b"content-length", b"")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
