@@ -25,12 +25,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from kyok.store.memory import MemoryStore
 from kyok.store.sql import SqlStore, create_engine_for, open_store, sqlite_url
+
+# Tests never assert timings (DESIGN §6): no Hypothesis deadline, and no "too slow" health check,
+# which a loaded 2-core CI machine can trip while generating data.
+hypothesis_settings.register_profile(
+    "kyok", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("kyok")
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

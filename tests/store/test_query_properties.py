@@ -35,7 +35,7 @@ PROPERTY_SETTINGS = settings(
     max_examples=60,
     deadline=None,
     # the store outlives the examples on purpose: each example uses a new instance id
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
