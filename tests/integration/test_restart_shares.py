@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,17 @@ def test_dev_node_restarts_unsealed(node_factory: OpenNode) -> None:
     assert (
         again.service.unwrap(instance.id, key.record.id, result.ciphertext).plaintext == result.dek
     )
+
+
+def test_the_default_database_is_owner_only(tmp_path: Path) -> None:
+    import stat
+
+    from kyok.bootstrap import open_node
+    from kyok.settings import Settings
+
+    data = tmp_path / "data"
+    with open_node(Settings(data_dir=data)) as node:
+        node.service.create_instance(ALICE, "perms", seal="dev")
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in data.glob("kyok.db*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

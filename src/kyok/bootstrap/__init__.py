@@ -132,6 +132,12 @@ def open_node(
         ensure_data_dir(settings.data_dir)
     clock = clock or SystemClock()
     store = open_store(settings.resolved_database_url, migrate=True, clock=clock)
+    if settings.database_url is None:
+        # The store holds only sealed material, but metadata and credentials' MACs are nobody
+        # else's business either: owner-only, like the directory (SQLite gives its -wal and
+        # -shm files the database file's mode).
+        for path in settings.data_dir.glob("kyok.db*"):
+            path.chmod(0o600)
     units = UnitDirectory(
         store.units, seal_providers(settings), clock, cache_size=settings.handle_cache_size
     )
