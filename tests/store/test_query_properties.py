@@ -154,14 +154,15 @@ def postgres_store(postgres_url: str) -> Iterator[AnyStore]:
 # ------------------------------------------------------------------ whole queries
 
 STATES = st.sampled_from([0, 1, 2, 3, 5])
-MAYBE_TIME = st.one_of(st.none(), st.integers(0, 5).map(lambda h: f.T0 + timedelta(hours=h)))
+TIME = st.integers(0, 5).map(lambda h: f.T0 + timedelta(hours=h))
+MAYBE_TIME = st.one_of(st.none(), TIME)
 KEY_FIELDS = st.fixed_dictionaries(
     {
         "state": STATES,
         "extractable": st.booleans(),
         "imported": st.booleans(),
         "key_ring_id": st.sampled_from(["default", "r1"]),
-        "created_at": MAYBE_TIME.filter(lambda t: t is not None),
+        "created_at": TIME,
         "expires_at": MAYBE_TIME,
         "last_rotated_at": MAYBE_TIME,
         "deleted_at": MAYBE_TIME,
@@ -172,7 +173,7 @@ FILTERS = st.one_of(
         KeyFilter,
         field=st.sampled_from(["created_at", "expires_at", "last_rotated_at", "deleted_at"]),
         op=st.sampled_from(["eq", "lt", "lte", "gt", "gte"]),
-        value=MAYBE_TIME.filter(lambda t: t is not None),
+        value=TIME,
     ),
     st.builds(
         KeyFilter,
