@@ -880,14 +880,8 @@ class AuthService:
         secret = new_api_key()
         actor = f"unit-authorization:{authorization_seq}"
         with self._uow() as uow:
-            admin = self._principal_record(unit, instance_id, name, PrincipalKind.USER, actor)
-            uow.principals.add(admin)
-            for role in BOOTSTRAP_ROLES:
-                uow.role_bindings.add(
-                    self._binding_record(unit, instance_id, admin.id, role, INSTANCE_SCOPE, actor)
-                )
-            uow.api_keys.add(
-                self._api_key_record(unit, instance_id, admin.id, "authorized", secret, actor)
+            admin = self._add_administrator(
+                uow, unit, instance_id, name, secret, "authorized", actor
             )
             uow.commit()
         self._identities.clear()
@@ -915,18 +909,30 @@ class AuthService:
                 return None
             if uow.principals.count(instance_id) > 0:
                 raise AlreadyBootstrapped()
-            admin = self._principal_record(unit, instance_id, name, PrincipalKind.USER, SYSTEM.id)
-            uow.principals.add(admin)
-            for role in BOOTSTRAP_ROLES:
-                uow.role_bindings.add(
-                    self._binding_record(
-                        unit, instance_id, admin.id, role, INSTANCE_SCOPE, SYSTEM.id
-                    )
-                )
-            uow.api_keys.add(
-                self._api_key_record(unit, instance_id, admin.id, "bootstrap", secret, SYSTEM.id)
+            admin = self._add_administrator(
+                uow, unit, instance_id, name, secret, "bootstrap", SYSTEM.id
             )
             uow.commit()
+        return admin
+
+    def _add_administrator(
+        self,
+        uow: UnitOfWork,
+        unit: SecretUnit,
+        instance_id: str,
+        name: str,
+        secret: Secret,
+        key_name: str,
+        actor: str,
+    ) -> PrincipalRecord:
+        """Add principal ``name`` with :data:`BOOTSTRAP_ROLES` on the instance and an API key."""
+        admin = self._principal_record(unit, instance_id, name, PrincipalKind.USER, actor)
+        uow.principals.add(admin)
+        for role in BOOTSTRAP_ROLES:
+            uow.role_bindings.add(
+                self._binding_record(unit, instance_id, admin.id, role, INSTANCE_SCOPE, actor)
+            )
+        uow.api_keys.add(self._api_key_record(unit, instance_id, admin.id, key_name, secret, actor))
         return admin
 
     def _bootstrapped_with(

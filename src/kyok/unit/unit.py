@@ -809,16 +809,6 @@ class CryptoUnit:
         self.require_unsealed()
         return self._open(sealed)
 
-    def open_internal(self, sealed: SealedBlob, purpose: str) -> bytes:
-        """Open a blob of a unit-internal purpose (import-token keys, audit signing keys)."""
-        if sealed.ref.purpose != purpose or purpose in (
-            blob.PURPOSE_ROOT_KEY,
-            blob.PURPOSE_STANDARD_KEY,
-        ):
-            raise Forbidden("not an internal blob of that purpose")
-        self.require_unsealed()
-        return self._open(sealed)
-
     def forget(self, owner_id: str) -> None:
         """Drop and revoke the cached handles of a key (call on every state change)."""
         self._cache.forget(owner_id)
