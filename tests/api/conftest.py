@@ -37,9 +37,15 @@ class FakeAuth:
     def __init__(self) -> None:
         self.contexts: dict[str, AuthContext] = {}
 
-    def mint(self, instance_id: str, grants: tuple[Grant, ...], principal: str) -> str:
+    def mint(
+        self,
+        instance_id: str,
+        grants: tuple[Grant, ...],
+        principal: str,
+        kind: PrincipalKind = PrincipalKind.USER,
+    ) -> str:
         token = "t-" + secrets.token_hex(12)
-        who = Principal(principal, PrincipalKind.USER, instance_id)
+        who = Principal(principal, kind, instance_id)
         self.contexts[token] = AuthContext(who, instance_id, grants)
         return token
 
@@ -91,12 +97,17 @@ class Api:
     headers: dict[str, str] = field(default_factory=dict)
 
     def mint(
-        self, *grants: Grant, principal: str = "bob", instance: str | None = None
+        self,
+        *grants: Grant,
+        principal: str = "bob",
+        instance: str | None = None,
+        kind: PrincipalKind = PrincipalKind.USER,
     ) -> dict[str, str]:
-        """Headers of a caller with ``grants`` (instance-wide roles: ``Grant(Role.X)``)."""
+        """Headers of a caller with ``grants`` (instance-wide roles: ``Grant(Role.X)``); a
+        user unless ``kind`` says otherwise (registrations need a service)."""
         inst = instance or self.instance
         return {
-            "Authorization": f"Bearer {self.auth.mint(inst, grants, principal)}",
+            "Authorization": f"Bearer {self.auth.mint(inst, grants, principal, kind)}",
             "Bluemix-Instance": inst,
         }
 
@@ -122,14 +133,22 @@ class Api:
 
 
 def make_node(
-    tmp_path: Path, clock: FakeClock, database_url: str | None = None, **server: Any
+    tmp_path: Path,
+    clock: FakeClock,
+    database_url: str | None = None,
+    timers: dict[str, str] | None = None,
+    **server: Any,
 ) -> Node:
+    """A node over FakeAuth; import tokens use RSA-2048 (quicker to make) unless ``server``
+    says otherwise; ``timers`` by name (``{"sync_interval": "0s"}``)."""
     data = tmp_path / "data"
     settings = Settings.load(
         overrides={
             "data_dir": data,
             "database_url": database_url,
+            "server.import_token_rsa_bits": 2048,
             **{f"server.{k}": v for k, v in server.items()},
+            **{f"timers.{k}": v for k, v in (timers or {}).items()},
         }
     )
     return open_node(settings, clock=clock, auth=FakeAuth())

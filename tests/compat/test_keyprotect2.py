@@ -112,6 +112,23 @@ out["moved_ring"] = kp.get_key(imported["id"])["keyRingID"]
 out["alias"] = kp.create_key_alias(imported["id"], "py2-alias-2")
 kp.delete_key_alias(imported["id"], "py2-alias-2")
 out["aliases_after"] = kp.get_key("py2-alias")["aliases"]
+
+# import token, key policies, dual authorisation, instance policies, registrations
+out["token_created"] = kp.create_import_token(expiration=600, max_allowed_retrievals=2)
+out["token"] = kp.get_import_token()
+guarded = kp.create_key(name="py2-policies", root=True)
+out["rotation_policy"] = kp.set_key_rotation_policy(guarded["id"], 3)  # no "enabled" sent
+out["dual_policy"] = kp.set_key_dual_auth_policy(guarded["id"], True)
+out["key_policies"] = kp.get_key_policies(guarded["id"])
+out["dual_delete"] = error_of(lambda: kp.delete_key(guarded["id"]))
+out["initiate"] = kp.initiate_dual_auth_delete(guarded["id"])
+out["self_delete"] = error_of(lambda: kp.delete_key(guarded["id"]))
+out["cancel"] = kp.cancel_dual_auth_delete(guarded["id"])
+out["metrics_on"] = kp.set_instance_metrics_policy(True)
+out["instance_policies"] = kp.get_instance_policies()
+out["metrics_off"] = kp.set_instance_metrics_policy(False)
+out["registrations"] = kp.get_registrations(guarded["id"])
+out["all_registrations"] = kp.get_registrations(crn="crn:v1:bluemix:public:nothing:*")
 print(json.dumps(out))
 '''
 
@@ -209,3 +226,41 @@ def test_key_rings_and_aliases(results: dict[str, Any]) -> None:
     alias = results["alias"]["resources"][0]
     assert alias["alias"] == "py2-alias-2" and alias["keyId"] == results["imported"]["id"]
     assert results["aliases_after"] == ["py2-alias"]
+
+
+def test_import_token(results: dict[str, Any]) -> None:
+    created = results["token_created"]
+    assert created["maxAllowedRetrievals"] == 2 and created["remainingRetrievals"] == 2
+    assert created["expiration"] == 600
+    token = results["token"]
+    assert token["id"] == created["id"] and token["remainingRetrievals"] == 1
+    assert b64d(token["payload"]).startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert len(b64d(token["nonce"])) == 12
+
+
+def test_key_policies_and_dual_authorisation(results: dict[str, Any]) -> None:
+    policy = "application/vnd.ibm.kms.policy+json"
+    rotation = results["rotation_policy"]
+    assert rotation["metadata"] == {"collectionType": policy, "collectionTotal": 1}
+    assert rotation["resources"][0]["rotation"] == {"enabled": True, "interval_month": 3}
+    assert results["dual_policy"]["resources"][0]["dualAuthDelete"] == {"enabled": True}
+    (both,) = results["key_policies"]["resources"]
+    assert both["rotation"]["interval_month"] == 3 and both["dualAuthDelete"]["enabled"] is True
+    for refused in (results["dual_delete"], results["self_delete"]):
+        assert refused is not None and refused["status"] == 409
+        assert "AUTHORIZATIONS_NOT_MET" in refused["message"]
+    assert results["initiate"] is None and results["cancel"] is None
+
+
+def test_instance_policies_and_registrations(results: dict[str, Any]) -> None:
+    assert results["metrics_on"] is None and results["metrics_off"] is None  # 204
+    found = {p["policy_type"]: p for p in results["instance_policies"]["resources"]}
+    assert found["metrics"]["policy_data"] == {"enabled": True}
+    empty = {
+        "metadata": {
+            "collectionType": "application/vnd.ibm.kms.registration+json",
+            "collectionTotal": 0,
+        },
+        "resources": [],
+    }
+    assert results["registrations"] == empty and results["all_registrations"] == empty

@@ -24,14 +24,22 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ibm_cloud_sdk_core import ApiException, DetailedResponse
 from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator, IAMAuthenticator
 from keyprotect import IbmKeyProtectApiV2
 
+from kyok.auth import AuthService
+from kyok.auth.principals import SYSTEM
+from kyok.kms.policies import validate_instance_policy
 from live_server import LiveServer
+from outside_kyok import unwrap_outside
 
 KEY_TYPE = "application/vnd.ibm.kms.key+json"
 RFC3339_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
@@ -717,3 +725,373 @@ def test_new_instance_configured_only_by_the_environment(
     assert metadata(kp, inst, key["id"])["name"] == f"py3-env-{source}"
     listed = result_json(kp.get_keys(bluemix_instance=inst, search=f"exact:py3-env-{source}"))
     assert [k["id"] for k in listed["resources"]] == [key["id"]]
+
+
+# ------------------------------------------------------------- import tokens, policies, registrations
+
+
+POLICY_TYPE = "application/vnd.ibm.kms.policy+json"
+
+
+def principal_client(
+    server: LiveServer, inst: str, name: str, role: str, kind: str = "user"
+) -> tuple[IbmKeyProtectApiV2, str]:
+    """Another principal of the instance with ``role``, and a client logged in with its own
+    API key (made through kyok's auth service, as an administrator would with
+    ``/api/v2/kyok/principals``)."""
+    auth = server.node.auth
+    assert isinstance(auth, AuthService)
+    admin = auth.authenticate(f"Bearer {auth.issue_token(server.api_key).access_token}", inst)
+    principal = auth.create_principal(admin, name, kind)
+    auth.grant(admin, principal.id, role, "instance")
+    _, secret = auth.create_api_key(admin, principal.id, "compat")
+    api_key = secret.reveal()
+    client = IbmKeyProtectApiV2(authenticator=IAMAuthenticator(api_key, url=server.url))
+    client.set_service_url(server.url)
+    return client, api_key
+
+
+def seal_by_hand(material: bytes, token: dict[str, Any]) -> dict[str, str]:
+    """What the Key Protect docs and the Go client do: the nonce under K with AES-GCM (12-byte
+    IV, no AAD), K under the token's public key with RSA-OAEP SHA-256 (reference §5)."""
+    public = serialization.load_pem_public_key(base64.b64decode(token["payload"]))
+    assert isinstance(public, rsa.RSAPublicKey)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    iv = os.urandom(12)
+    encrypted_nonce = AESGCM(material).encrypt(iv, base64.b64decode(token["nonce"]), None)
+    return {
+        "payload": b64(public.encrypt(material, oaep)),
+        "encryptedNonce": b64(encrypted_nonce),
+        "iv": b64(iv),
+        "encryptionAlgorithm": "RSAES_OAEP_SHA_256",
+    }
+
+
+def test_secure_import_and_rotation_with_import_tokens(kp: IbmKeyProtectApiV2, inst: str) -> None:
+    made = kp.post_import_token(bluemix_instance=inst, expiration=900, max_allowed_retrievals=2)
+    assert made.get_status_code() == 200  # py3's integration tests assert 200
+    token = made.get_result()
+    assert isinstance(token, dict)  # application/json: parsed by the SDK
+    assert token["expiration"] == 900 and token["maxAllowedRetrievals"] == 2
+    assert token["remainingRetrievals"] == 2 and token["creationDate"] and token["expirationDate"]
+
+    got = kp.get_import_token(bluemix_instance=inst)
+    assert got.get_status_code() == 200
+    retrieved = got.get_result()
+    assert retrieved["remainingRetrievals"] == 1
+    assert base64.b64decode(retrieved["payload"]).startswith(b"-----BEGIN PUBLIC KEY-----")
+    material = os.urandom(32)
+    created = kp.create_key(
+        bluemix_instance=inst,
+        key_create_body=key_body(
+            name="py3-secure-import", extractable=False, **seal_by_hand(material, retrieved)
+        ),
+        prefer="return=minimal",
+    )
+    assert created.get_status_code() == 201
+    key = one(created)
+    assert key["imported"] is True and "payload" not in key
+    dek = os.urandom(32)
+    wrapped = result_json(
+        kp.wrap_key(
+            id=key["id"],
+            bluemix_instance=inst,
+            key_action_wrap_body=body({"plaintext": b64(dek), "aad": ["py3"]}),
+        )
+    )
+    # whoever holds the raw key unwraps kyok's ciphertext without kyok (formats.md §2, §4)
+    ciphertext = base64.b64decode(wrapped["ciphertext"])
+    assert unwrap_outside(material, ciphertext, ["py3"]) == dek
+
+    # rotate with new material, sealed to the same token (second retrieval)
+    again = kp.get_import_token(bluemix_instance=inst).get_result()
+    assert again["remainingRetrievals"] == 0 and again["nonce"] == retrieved["nonce"]
+    new_material = os.urandom(32)
+    rotated = kp.rotate_key(
+        id=key["id"],
+        bluemix_instance=inst,
+        key_action_rotate_body=body(seal_by_hand(new_material, again)),
+    )
+    assert rotated.get_status_code() == 204
+    assert metadata(kp, inst, key["id"])["keyVersion"]["id"] != key["keyVersion"]["id"]
+    # the DEK wrapped before the rotation still unwraps, and comes back rewrapped
+    unwrapped = result_json(
+        kp.unwrap_key(
+            id=key["id"],
+            bluemix_instance=inst,
+            key_action_unwrap_body=body({"ciphertext": wrapped["ciphertext"], "aad": ["py3"]}),
+        )
+    )
+    assert base64.b64decode(unwrapped["plaintext"]) == dek
+    assert unwrapped["rewrappedKeyVersion"]["id"] != wrapped["keyVersion"]["id"]
+    # ...and the rewrapped DEK opens outside kyok with the new raw key
+    rewrapped = base64.b64decode(unwrapped["ciphertext"])
+    assert unwrap_outside(new_material, rewrapped, ["py3"]) == dek
+    # the retrievals are used up
+    with pytest.raises(ApiException) as exc:
+        kp.get_import_token(bluemix_instance=inst)
+    assert failure(exc) == (409, "IMPORT_TOKEN_EXPIRED_ERR")
+    # a nonce that is not the token's
+    wrong = seal_by_hand(os.urandom(32), {**retrieved, "nonce": b64(os.urandom(12))})
+    with pytest.raises(ApiException) as exc:
+        kp.create_key(
+            bluemix_instance=inst,
+            key_create_body=key_body(name="py3-wrong-nonce", extractable=False, **wrong),
+        )
+    assert failure(exc) == (400, "INCORRECT_NONCE_ERR")
+
+
+def test_key_policies_and_overrides(kp: IbmKeyProtectApiV2, inst: str) -> None:
+    created = kp.create_key_with_policies_overrides(
+        bluemix_instance=inst,
+        key_with_policy_overrides_create_body=key_body(
+            name="py3-overrides",
+            extractable=False,
+            rotation={"enabled": True, "interval_month": 2},
+            dualAuthDelete={"enabled": False},
+        ),
+    )
+    assert created.get_status_code() == 201
+    key = one(created)  # a vendor content type: IBM's examples call .json() on it
+    assert key["rotation"] == {"enabled": True, "interval_month": 2}
+    assert key["dualAuthDelete"] == {"enabled": False}
+
+    policies = kp.get_policy(id=key["id"], bluemix_instance=inst)
+    assert policies.get_status_code() == 200
+    rotation = one(policies, POLICY_TYPE)
+    assert rotation["rotation"] == {"enabled": True, "interval_month": 2}
+    assert rotation["type"] == POLICY_TYPE and rotation["crn"].endswith(key["id"])
+
+    put = kp.put_policy(
+        id=key["id"],
+        bluemix_instance=inst,
+        key_policy_put_body={
+            "metadata": {"collectionType": POLICY_TYPE, "collectionTotal": 1},
+            "resources": [
+                {"type": POLICY_TYPE, "rotation": {"enabled": True, "interval_month": 6}}
+            ],
+        },
+        policy="rotation",
+    )
+    assert put.get_status_code() == 200
+    assert one(put, POLICY_TYPE)["rotation"] == {"enabled": True, "interval_month": 6}
+    put = kp.put_policy(
+        id=key["id"],
+        bluemix_instance=inst,
+        key_policy_put_body={
+            "metadata": {"collectionType": POLICY_TYPE, "collectionTotal": 1},
+            "resources": [{"type": POLICY_TYPE, "dualAuthDelete": {"enabled": True}}],
+        },
+        policy="dualAuthDelete",
+    )
+    assert put.get_status_code() == 200
+    both = one(kp.get_policy(id=key["id"], bluemix_instance=inst), POLICY_TYPE)
+    assert both["rotation"]["interval_month"] == 6 and both["dualAuthDelete"] == {"enabled": True}
+    only = one(
+        kp.get_policy(id=key["id"], bluemix_instance=inst, policy="dualAuthDelete"), POLICY_TYPE
+    )
+    assert "rotation" not in only
+    # the Go client's "interval not given" (-1) is a 400; dual auth cannot be turned off
+    for resource in (
+        {"type": POLICY_TYPE, "rotation": {"enabled": True, "interval_month": -1}},
+        {"type": POLICY_TYPE, "dualAuthDelete": {"enabled": False}},
+    ):
+        with pytest.raises(ApiException) as exc:
+            kp.put_policy(
+                id=key["id"],
+                bluemix_instance=inst,
+                key_policy_put_body={
+                    "metadata": {"collectionType": POLICY_TYPE, "collectionTotal": 1},
+                    "resources": [resource],
+                },
+            )
+        assert exc.value.status_code == 400
+
+
+def _instance_policy(policy_type: str, enabled: bool, **attributes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"enabled": enabled}
+    if attributes:
+        data["attributes"] = attributes
+    return {
+        "metadata": {"collectionType": POLICY_TYPE, "collectionTotal": 1},
+        "resources": [{"policy_type": policy_type, "policy_data": data}],
+    }
+
+
+def test_instance_policies_and_the_allowed_ip_port(
+    kyok_server: LiveServer, kp: IbmKeyProtectApiV2, inst: str
+) -> None:
+    try:
+        none = kp.get_allowed_ip_port(bluemix_instance=inst)
+        assert none.get_status_code() == 200 and none.get_result()["resources"] == []
+        for policy_type, attributes in (
+            ("metrics", {}),
+            ("allowedIP", {"allowed_ip": ["127.0.0.0/8", "::1/128"]}),
+            ("keyCreateImportAccess", {"create_standard_key": False}),
+        ):
+            put = kp.put_instance_policy(
+                bluemix_instance=inst,
+                instance_policy_put_body=_instance_policy(policy_type, True, **attributes),
+                policy=policy_type,
+            )
+            assert put.get_status_code() == 204 and put.get_result() is None
+        listed = kp.get_instance_policy(bluemix_instance=inst)
+        assert listed.get_status_code() == 200
+        found = {p["policy_type"]: p for p in listed.get_result()["resources"]}
+        assert found["allowedIP"]["policy_data"]["attributes"]["allowed_ip"] == [
+            "127.0.0.0/8",
+            "::1/128",
+        ]
+        access = found["keyCreateImportAccess"]["policy_data"]["attributes"]
+        assert access["create_standard_key"] is False and access["import_root_key"] is True
+        one_type = kp.get_instance_policy(bluemix_instance=inst, policy="metrics").get_result()
+        assert [p["policy_type"] for p in one_type["resources"]] == ["metrics"]
+        # the policies act: standard keys cannot be created; 127.0.0.1 is allowed in
+        with pytest.raises(ApiException) as exc:
+            create(kp, inst, name="py3-refused-std", extractable=True)
+        assert failure(exc) == (409, "KEY_CREATE_IMPORT_ACCESS_ERR")
+        port = kp.get_allowed_ip_port(bluemix_instance=inst).get_result()
+        assert (
+            port["metadata"]["collectionType"] == "application/vnd.ibm.kms.allowed_ip_metadata+json"
+        )
+        assert port["resources"] == [
+            {"private_endpoint_port": int(kyok_server.url.rsplit(":", 1)[1])}
+        ]
+        # ?policy must name the body's type
+        with pytest.raises(ApiException) as exc:
+            kp.put_instance_policy(
+                bluemix_instance=inst,
+                instance_policy_put_body=_instance_policy("metrics", True),
+                policy="rotation",
+            )
+        assert failure(exc) == (400, "BODY_QUERY_PARAM_MISMATCH_ERR")
+        # an allowedIP policy that leaves 127.0.0.1 out locks this client out (401)
+        kp.put_instance_policy(
+            bluemix_instance=inst,
+            instance_policy_put_body=_instance_policy("allowedIP", True, allowed_ip=["10.0.0.0/8"]),
+            policy="allowedIP",
+        )
+        with pytest.raises(ApiException) as exc:
+            kp.get_keys(bluemix_instance=inst)
+        assert failure(exc) == (401, "UNAUTHORIZED_ERR")
+    finally:
+        # the server is shared with the other tests: every policy off again
+        off = ("allowedIP", "keyCreateImportAccess", "metrics")
+        kyok_server.node.service.set_instance_policies(
+            SYSTEM, inst, [validate_instance_policy(t, False, None) for t in off]
+        )
+    assert kp.get_keys(bluemix_instance=inst, limit=1).get_status_code() == 200
+
+
+def test_dual_authorisation_needs_a_second_principal(
+    kyok_server: LiveServer, kp: IbmKeyProtectApiV2, inst: str
+) -> None:
+    other, _ = principal_client(kyok_server, inst, "py3-second-manager", "Manager")
+    created = kp.create_key_with_policies_overrides(
+        bluemix_instance=inst,
+        key_with_policy_overrides_create_body=key_body(
+            name="py3-dual", extractable=False, dualAuthDelete={"enabled": True}
+        ),
+    )
+    key = one(created)
+    assert key["dualAuthDelete"]["enabled"] is True
+    # alone: refused
+    with pytest.raises(ApiException) as exc:
+        kp.delete_key(id=key["id"], bluemix_instance=inst)
+    assert failure(exc) == (409, "AUTHORIZATIONS_NOT_MET")
+    # approve, withdraw: still refused for the other one
+    assert kp.set_key_for_deletion(id=key["id"], bluemix_instance=inst).get_status_code() == 204
+    assert metadata(kp, inst, key["id"])["dualAuthDelete"]["keySetForDeletion"] is True
+    assert kp.unset_key_for_deletion(id=key["id"], bluemix_instance=inst).get_status_code() == 204
+    with pytest.raises(ApiException) as exc:
+        other.delete_key(id=key["id"], bluemix_instance=inst)
+    assert failure(exc) == (409, "AUTHORIZATIONS_NOT_MET")
+    # approve; the approver cannot delete, the other principal can
+    assert kp.set_key_for_deletion(id=key["id"], bluemix_instance=inst).get_status_code() == 204
+    with pytest.raises(ApiException) as exc:
+        kp.delete_key(id=key["id"], bluemix_instance=inst)
+    assert failure(exc) == (409, "AUTHORIZATIONS_NOT_MET")
+    deleted = other.delete_key(id=key["id"], bluemix_instance=inst, prefer="return=representation")
+    assert deleted.get_status_code() == 200 and one(deleted)["state"] == 5
+    # a key without dual authorisation: set is refused
+    plain = create(kp, inst, name="py3-single")
+    with pytest.raises(ApiException) as exc:
+        kp.set_key_for_deletion(id=plain["id"], bluemix_instance=inst)
+    assert failure(exc) == (409, "NOT_DUAL_AUTH_ERR")
+
+
+def test_registrations_sync_and_forced_deletes(
+    kyok_server: LiveServer, kp: IbmKeyProtectApiV2, inst: str
+) -> None:
+    """Registrations are written by services (the SDK has no call for it: raw HTTP with the
+    service's token), read with ``get_registrations``; they hold their key back from deletion."""
+    _, service_key = principal_client(kyok_server, inst, "py3-cos-service", "Writer", "service")
+    service_token = IAMAuthenticator(service_key, url=kyok_server.url).token_manager.get_token()
+    key = create(kp, inst, name="py3-registered")
+    crns = [
+        f"crn:v1:bluemix:public:cloud-object-storage:global:a/py3:inst:bucket:{name}"
+        for name in ("b1", "b2")
+    ]
+    for crn, hold in zip(crns, (False, True), strict=True):
+        r = requests.post(
+            f"{kyok_server.url}/api/v2/keys/{key['id']}/registrations/{quote(crn, safe='')}",
+            headers={"Authorization": f"Bearer {service_token}", "Bluemix-Instance": inst},
+            json={
+                "metadata": {
+                    "collectionType": "application/vnd.ibm.kms.registration_input+json",
+                    "collectionTotal": 1,
+                },
+                "resources": [{"preventKeyDeletion": hold, "description": "py3"}],
+            },
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+    # a user cannot write them
+    r = requests.post(
+        f"{kyok_server.url}/api/v2/keys/{key['id']}/registrations/{quote(crns[0] + 'x', safe='')}",
+        headers={
+            "Authorization": f"Bearer {kp.authenticator.token_manager.get_token()}",
+            "Bluemix-Instance": inst,
+        },
+        timeout=10,
+    )
+    assert (
+        r.status_code == 403
+        and r.json()["resources"][0]["reasons"][0]["code"] == "SERVICE_ONLY_ERR"
+    )
+
+    listed = kp.get_registrations(id=key["id"], bluemix_instance=inst, total_count=True)
+    assert listed.get_status_code() == 200
+    data = listed.get_result()
+    assert data["metadata"]["collectionType"] == "application/vnd.ibm.kms.registration+json"
+    assert data["metadata"]["totalCount"] == 2
+    assert {r["resourceCrn"] for r in data["resources"]} == set(crns)
+    assert all(
+        r["keyId"] == key["id"] and r["keyName"] == "py3-registered" for r in data["resources"]
+    )
+    held = kp.get_registrations(id=key["id"], bluemix_instance=inst, prevent_key_deletion=True)
+    assert [r["resourceCrn"] for r in held.get_result()["resources"]] == [crns[1]]
+    query = quote("crn:v1:bluemix:public:cloud-object-storage:global:a/py3:*", safe="")
+    everywhere = kp.get_registrations_all_keys(
+        bluemix_instance=inst, url_encoded_resource_crn_query=query, limit=10
+    )
+    assert {r["resourceCrn"] for r in everywhere.get_result()["resources"]} == set(crns)
+
+    # sync: 204 (the compat server's sync interval is 0)
+    synced = kp.sync_associated_resources(id=key["id"], bluemix_instance=inst)
+    assert synced.get_status_code() == 204 and synced.get_result() is None
+
+    # a hold refuses even force; without it, force deletes a registered key
+    with pytest.raises(ApiException) as exc:
+        kp.delete_key(id=key["id"], bluemix_instance=inst, force=True)
+    assert failure(exc) == (409, "PREV_KEY_DEL_ERR")
+    r = requests.delete(
+        f"{kyok_server.url}/api/v2/keys/{key['id']}/registrations/{quote(crns[1], safe='')}",
+        headers={"Authorization": f"Bearer {service_token}", "Bluemix-Instance": inst},
+        timeout=10,
+    )
+    assert r.status_code == 204
+    with pytest.raises(ApiException) as exc:
+        kp.delete_key(id=key["id"], bluemix_instance=inst)
+    assert failure(exc) == (409, "PROTECTED_RESOURCE_ERR")
+    assert kp.delete_key(id=key["id"], bluemix_instance=inst, force=True).get_status_code() == 204

@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import padding as sym_padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -28,6 +31,8 @@ from kyok.crypto.errors import InvalidCiphertext
 from kyok.crypto.kdf import ScryptParams
 from kyok.crypto.pbe import pbe_decrypt
 from kyok.crypto.shamir import Share
+from kyok.unit import errors as unit_errors
+from kyok.unit.imports import ImportPrivateKeys, WrappedImport, open_import
 
 from ._vectors import VECTORS, cases, h, invalid, load, valid
 
@@ -275,3 +280,99 @@ def test_shamir_split_with_fixed_coefficients(
     monkeypatch.setattr(shamir, "os", SimpleNamespace(urandom=urandom))
     shares = shamir.split(h(v["secret"]), v["threshold"], len(v["shares"]))
     assert [s.to_bytes().hex() for s in shares] == v["shares"]
+
+
+# ------------------------------------------------------------------ kyok-import-v1
+
+IMPORT = DOC["kyok-import-v1"]
+IMPORT_RSA = load("kyok_import_rsa")
+
+
+def _import_wrapped(v: dict[str, Any]) -> WrappedImport:
+    return WrappedImport(v["algorithm"], h(v["payload"]), h(v["encrypted_nonce"]), h(v["iv"]))
+
+
+@pytest.mark.parametrize("v", cases(IMPORT["vectors"], where=valid))
+def test_import_vector(v: dict[str, Any]) -> None:
+    material = h(IMPORT["private_key"]["private_material"])
+    assert open_import(material, _import_wrapped(v), h(IMPORT["nonce"])) == h(v["material"])
+
+
+@pytest.mark.parametrize("v", cases(IMPORT["vectors"], where=invalid))
+def test_import_negative_vector(v: dict[str, Any]) -> None:
+    material = h(IMPORT["private_key"]["private_material"])
+    with pytest.raises(getattr(unit_errors, v["error"])):
+        open_import(material, _import_wrapped(v), h(IMPORT["nonce"]))
+
+
+def test_import_private_material_rederived_independently() -> None:
+    """0x01 || lp(RSA PKCS#8 DER, X25519 scalar, ML-KEM-768 seed), keys from the other vectors."""
+    key = IMPORT["private_key"]
+    oaep = next(g for g in load("rsa_oaep")["groups"] if g["hash"] == "sha256")
+    rsa_der = h(oaep["private_key_pkcs8"])
+    x_priv = h(HYBRID["private_key"]["x25519_private"])
+    seed = h(HYBRID["private_key"]["mlkem_seed"])
+    assert h(key["private_material"]) == b"\x01" + ref_lp(rsa_der, x_priv, seed)
+    assert key["hybrid_public_key"] == HYBRID["private_key"]["public_key"]
+    public = serialization.load_der_private_key(rsa_der, None).public_key()
+    spki = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert spki == h(key["rsa_public_spki"])
+    keys = ImportPrivateKeys.from_material(h(key["private_material"])).public_keys()
+    assert keys.rsa_spki_der == spki and keys.hybrid == h(key["hybrid_public_key"])
+
+
+@pytest.mark.parametrize("v", cases(IMPORT["vectors"], where=valid))
+def test_import_vector_rederived_independently(v: dict[str, Any]) -> None:
+    """Open each valid import with cryptography alone, following docs/formats.md."""
+    nonce, payload, iv = h(IMPORT["nonce"]), h(v["payload"]), h(v["iv"])
+    if v["algorithm"] == "KYOK_HYBRID_MLKEM768_X25519":
+        header, body = payload[: 1 + 1120], payload[1 + 1120 :]
+        good = next(x for x in HYBRID["vectors"] if valid(x))
+        assert header == b"\x01" + h(good["encapsulation"])
+        seal_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"kyok/hybrid-seal/v1/"
+        ).derive(h(good["shared_secret"]))
+        assert seal_key == h(IMPORT["seal_key"])
+        material = ref_kyok_aead_v1_open(seal_key, body, header + b"kyok/import/v1" + nonce)
+    else:
+        oaep = next(g for g in load("rsa_oaep")["groups"] if g["hash"] == "sha256")
+        key = serialization.load_der_private_key(h(oaep["private_key_pkcs8"]), None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        md: hashes.HashAlgorithm = (
+            hashes.SHA256() if v["algorithm"] == "RSAES_OAEP_SHA_256" else hashes.SHA1()
+        )
+        material = key.decrypt(payload, padding.OAEP(padding.MGF1(md), md, None))
+    assert material == h(v["material"])
+    if len(iv) == 16:
+        dec = Cipher(algorithms.AES(material), modes.CBC(iv)).decryptor()
+        unpadder = sym_padding.PKCS7(128).unpadder()
+        padded = dec.update(h(v["encrypted_nonce"])) + dec.finalize()
+        opened = unpadder.update(padded) + unpadder.finalize()
+    else:
+        opened = AESGCM(material).decrypt(iv, h(v["encrypted_nonce"]), None)
+    assert opened == nonce
+
+
+def test_import_rsa_payloads_are_the_ones_in_the_vectors() -> None:
+    payloads = {v["payload"] for v in IMPORT["vectors"]}
+    for p in IMPORT_RSA["payloads"]:
+        assert p["payload"] in payloads
+
+
+def test_import_vectors_cover_every_algorithm_and_error() -> None:
+    good = [v for v in IMPORT["vectors"] if valid(v)]
+    assert {v["algorithm"] for v in good} == {
+        "RSAES_OAEP_SHA_256",
+        "RSAES_OAEP_SHA_1",
+        "KYOK_HYBRID_MLKEM768_X25519",
+    }
+    assert {len(h(v["material"])) for v in good} == {16, 24, 32}
+    assert {v["error"] for v in IMPORT["vectors"] if invalid(v)} == {
+        "ImportPayloadInvalid",
+        "ImportKeyLength",
+        "ImportNonceUndecryptable",
+        "ImportNonceMismatch",
+        "ImportAlgorithmUnknown",
+    }

@@ -15,7 +15,7 @@ from kyok.errors import AlreadyExists, Forbidden, InvalidInput
 from kyok.kms.events import KmsEvent
 from kyok.store.ports import UnitOfWork
 from kyok.store.records import KeyRecord
-from kyok.unit import blob
+from kyok.unit import blob, imports
 from kyok.unit.blob import BlobRef, SealedBlob
 from kyok.unit.errors import BlobCorrupt, UnitNotFound, UnitSealed
 from kyok.unit.handles import STANDARD_KEY_EXPORT, ExportAccess, HandleCache, KeyHandle, Liveness
@@ -84,6 +84,21 @@ class FakeUnit:
     def forget(self, owner_id: str) -> None:
         self.forgotten.append(owner_id)
         self._cache.forget(owner_id)
+
+    def new_import_keys(
+        self, ref: BlobRef, rsa_bits: int = 4096
+    ) -> tuple[SealedBlob, imports.ImportPublicKeys]:
+        if ref.purpose != blob.PURPOSE_IMPORT_TOKEN:
+            raise ValueError("import keys are sealed as import-token blobs")
+        material, public = imports.generate_import_keys(rsa_bits)
+        return self.seal_material(ref, material), public
+
+    def import_material(
+        self, token: SealedBlob, target: BlobRef, wrapped: imports.WrappedImport, nonce: bytes
+    ) -> tuple[SealedBlob, int]:
+        self.require_unsealed()
+        material = imports.open_import(self._open(token), wrapped, nonce)
+        return self.seal_material(target, material), len(material)
 
 
 class FakeUnitDirectory:

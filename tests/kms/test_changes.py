@@ -133,7 +133,9 @@ def test_audit_events_for_every_change(service, audit, actor, instance, clock):
     assert by_action[EventAction.KEY_PURGE].to_state is None
     assert by_action[EventAction.KEY_CREATE].detail == (
         ("imported", "true"),
+        ("import_token", "false"),
         ("key_ring_id", "default"),
+        ("policies", ""),
     )
     rotate = by_action[EventAction.KEY_ROTATE]
     assert rotate.key_version_id != key.version_id

@@ -44,6 +44,28 @@ EXPECTED = {
     "InstanceExists": ("INSTANCE_EXISTS_ERR", 409),
     "KeyDeleted": ("KEY_DELETED_ERR", 410),
     "UnwrapFailed": ("UNPROCESSABLE_CIPHERTEXT_ERR", 422),
+    # Issue 4: import tokens, policies, dual authorisation, registrations.
+    "IncorrectNonce": ("INCORRECT_NONCE_ERR", 400),
+    "IncorrectNonceIv": ("INCORRECT_NONCE_IV_ERR", 400),
+    "CollectionTotalMismatch": ("COLLECTION_TOTAL_MISMATCH_ERR", 400),
+    "BodyQueryParamMismatch": ("BODY_QUERY_PARAM_MISMATCH_ERR", 400),
+    "DuplicatePolicy": ("NUM_COLLECTION_RESOURCE_ERR", 400),
+    "DualAuthLocked": ("DUAL_AUTH_DELETE_LOCKED_ERR", 400),
+    "AccessPolicyDenied": ("UNAUTHORIZED_ERR", 401),
+    "NetworkPolicyDenied": ("CONFIG_RULE_CONFLICT_ERR", 403),
+    "ServiceOnly": ("SERVICE_ONLY_ERR", 403),
+    "RegistrationNotFound": ("REGISTRATION_NOT_FOUND_ERR", 404),
+    "ImportTokenExpired": ("IMPORT_TOKEN_EXPIRED_ERR", 409),
+    "CreateImportForbidden": ("KEY_CREATE_IMPORT_ACCESS_ERR", 409),
+    "NotDualAuth": ("NOT_DUAL_AUTH_ERR", 409),
+    "AuthorizationsNotMet": ("AUTHORIZATIONS_NOT_MET", 409),
+    "ProtectedResource": ("PROTECTED_RESOURCE_ERR", 409),
+    "DeletionPrevented": ("PREV_KEY_DEL_ERR", 409),
+    "RegistrationExists": ("REGISTRATION_EXISTS_ERR", 409),
+    "SyncTooEarly": ("REQ_TOO_EARLY_ERR", 409),
+    "RootKeyRequiredForRegistration": ("KEY_ROOT_REQ_REG_ERR", 422),
+    "KeyVersionInvalid": ("KEY_VERSION_INVALID", 422),
+    "KeyInvalidState": ("KEY_INVALID_STATE_ERR", 422),
 }
 
 

@@ -13,6 +13,7 @@ from kyok.bootstrap import open_node
 from kyok.bootstrap.scheduler import Scheduler
 from kyok.clock import FakeClock
 from kyok.kms.keys import KeyState
+from kyok.kms.policies import KeyPolicySpec
 from kyok.settings import Settings
 
 
@@ -43,6 +44,33 @@ def test_tick_deactivates_expired_keys_and_purges_overdue_ones(tmp_path: Path) -
         node.close()
 
 
+def test_tick_rotates_due_keys_and_expires_import_tokens(tmp_path: Path) -> None:
+    clock = FakeClock()
+    settings = Settings.load(
+        env={}, overrides={"data_dir": tmp_path / "data", "server.import_token_rsa_bits": 2048}
+    )
+    node = open_node(settings, clock=clock)
+    try:
+        instance = node.service.create_instance(SYSTEM, "t", seal="dev").id
+        monthly = node.service.create_key(
+            SYSTEM, instance, "monthly", policies=KeyPolicySpec(True, 1)
+        )
+        node.import_tokens.create(SYSTEM, instance, expiration=300)
+        scheduler = Scheduler(
+            node.service, clock, timedelta(minutes=10), import_tokens=node.import_tokens
+        )
+        first = scheduler.tick()
+        assert first is not None and (first.rotated, first.tokens_expired) == (0, 0)
+        clock.advance(timedelta(days=31))
+        second = scheduler.tick()
+        assert second is not None and (second.rotated, second.tokens_expired) == (1, 1)
+        rotated = node.service.get_key(instance, monthly.id)
+        assert rotated.version_id != monthly.version_id
+        assert rotated.record.last_rotated_at == clock.now()
+    finally:
+        node.close()
+
+
 def test_the_thread_keeps_running_after_a_failed_run() -> None:
     class Jobs:
         calls = 0
@@ -54,6 +82,9 @@ def test_the_thread_keeps_running_after_a_failed_run() -> None:
             return 0
 
         def purge_overdue(self, now: object = None, *, batch: int = 500) -> int:
+            return 0
+
+        def rotate_due(self, now: object = None, *, batch: int = 100) -> int:
             return 0
 
     clock = FakeClock()

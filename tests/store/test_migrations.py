@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy import Engine, MetaData, insert, inspect, text
 
 from kyok.store.sql import SqlStore, open_store
-from kyok.store.sql.migrate import MIGRATIONS_DIR, current_revision, head_revision
-from kyok.store.sql.tables import metadata
+from kyok.store.sql.keys import key_values
+from kyok.store.sql.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
+from kyok.store.sql.tables import keys, metadata
 
 from . import factories as f
 
@@ -39,6 +40,28 @@ def test_upgrade_from_empty_matches_the_tables(store_url: str) -> None:
         assert schema_differences(store.engine) == []
         expected = set(metadata.tables) | {"alembic_version"}
         assert set(inspect(store.engine).get_table_names()) == expected
+    finally:
+        store.close()
+
+
+def test_upgrading_a_0002_database_keeps_its_keys(store_url: str) -> None:
+    """0003 adds ``keys.last_synced_at`` to a table that already holds rows."""
+    store = open_store(store_url, migrate=False)
+    try:
+        upgrade(store.engine, "0002")
+        assert "last_synced_at" not in {
+            c["name"] for c in inspect(store.engine).get_columns("keys")
+        }
+        old = f.key("k-old", expires_at=f.at(5))
+        values = {k: v for k, v in key_values(old).items() if k != "last_synced_at"}
+        with store.engine.begin() as conn:
+            conn.execute(insert(keys).values(values))
+        store.migrate()
+        assert current_revision(store.engine) == head_revision()
+        assert schema_differences(store.engine) == []
+        with store.uow() as uow:
+            assert uow.keys.get(f.INSTANCE, "k-old") == old
+            assert uow.keys.find(f.query()) == [old]
     finally:
         store.close()
 

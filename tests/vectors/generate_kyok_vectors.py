@@ -1,4 +1,5 @@
-"""Regenerate kyok's own format vectors (kyok-aead-v1, the hybrid KEM and seal, pbe, mkvp/kcv, Shamir).
+"""Regenerate kyok's own format vectors (kyok-aead-v1, the hybrid KEM and seal, key import, pbe,
+mkvp/kcv, Shamir).
 
     .venv/bin/python tests/vectors/generate_kyok_vectors.py > tests/vectors/kyok_formats.json
 
@@ -7,8 +8,10 @@ same on every run; ``tests/crypto/test_kyok_formats.py`` checks that the committ
 what this script prints, and checks the vectors themselves against the library and against
 independent re-derivations. The hybrid KEM vectors reuse standard inputs: the X25519 keys of
 RFC 7748 section 6.1 and the ML-KEM-768 seed and ciphertext of Wycheproof ``mlkem_768_test.json``
-tcId 2 (both in this folder), so their component secrets are known answers. These vectors double
-as the examples of docs/formats.md.
+tcId 2 (both in this folder), so their component secrets are known answers. The key-import
+vectors use the RSA key of rsa_oaep.json and RSA-OAEP payloads made once with openssl
+(kyok_import_rsa.json), since RSA-OAEP encryption is randomized. These vectors double as the
+examples of docs/formats.md.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kyok.crypto import kem, mkvp
-from kyok.crypto.aead import DerivedKeyAead
+from cryptography.hazmat.primitives import serialization
+
+from kyok.crypto import kem, mkvp, rsa_oaep
+from kyok.crypto.aead import DerivedKeyAead, aes_gcm_encrypt
+from kyok.crypto.encoding import lp
 from kyok.crypto.kdf import ScryptParams, hkdf_expand, hkdf_extract, hkdf_sha256, scrypt
+from kyok.crypto.legacy import aes_cbc_pkcs7_encrypt
 
 HERE = Path(__file__).resolve().parent
 
@@ -202,6 +209,188 @@ def _seal(private: kem.HybridPrivateKey, encapsulation: bytes) -> dict[str, Any]
     }
 
 
+IMPORT_NONCE = bytes.fromhex(
+    "f33244f6929575755efe72db"
+)  # "8zJE9pKVdXVe/nLb", Key Protect's doc example
+IMPORT_AAD_LABEL = b"kyok/import/v1"
+
+
+def _gcm_nonce(material: bytes, iv: bytes, nonce: bytes = IMPORT_NONCE) -> bytes:
+    return aes_gcm_encrypt(material, iv, nonce)
+
+
+def _import(hybrid: dict[str, Any]) -> dict[str, Any]:
+    """kyok-import-v1: an import token's private material and imports that open under it.
+
+    The hybrid payloads reuse the fixed encapsulation of the first KEM vector and fixed
+    kyok-aead-v1 nonces (as kyok-hybrid-seal-v1 does), so they are deterministic; the RSA-OAEP
+    payloads are randomized and come from kyok_import_rsa.json (made once with openssl)."""
+    oaep = json.loads((HERE / "rsa_oaep.json").read_text())
+    group = next(g for g in oaep["groups"] if g["hash"] == "sha256")
+    rsa_der = bytes.fromhex(group["private_key_pkcs8"])
+    rsa_public = rsa_oaep.load_private_key_der(rsa_der).public_key()
+    spki = rsa_public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key = hybrid["private_key"]
+    x_private, seed = bytes.fromhex(key["x25519_private"]), bytes.fromhex(key["mlkem_seed"])
+    material = bytes([0x01]) + lp(rsa_der, x_private, seed)
+    private = kem.HybridPrivateKey.from_private_bytes(x_private, seed)
+    encapsulation = bytes.fromhex(
+        next(v for v in hybrid["vectors"] if v["result"] == "valid")["encapsulation"]
+    )
+    header = bytes([kem.SEAL_VERSION]) + encapsulation
+    seal_key = hkdf_sha256(private.decapsulate(encapsulation), info=kem.SEAL_INFO + b"/", length=32)
+
+    def hybrid_payload(k: bytes, first: int, nonce: bytes = IMPORT_NONCE) -> bytes:
+        aad = IMPORT_AAD_LABEL + nonce
+        return header + DerivedKeyAead(seal_key).encrypt(k, header + aad, nonce=_nonce(first))
+
+    def vector(
+        name: str,
+        algorithm: str,
+        k: bytes,
+        payload: bytes,
+        iv: bytes,
+        enc: bytes,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        out = {
+            "name": name if error is None else f"invalid: {name}",
+            "algorithm": algorithm,
+            "payload": payload.hex(),
+            "encrypted_nonce": enc.hex(),
+            "iv": iv.hex(),
+            "material": k.hex(),
+            "result": "valid" if error is None else "invalid",
+        }
+        if error is not None:
+            out["error"] = error
+        return out
+
+    k32, k16, k24, k17 = (
+        bytes(range(0x40, 0x60)),
+        bytes(range(0x00, 0x10)),
+        bytes(range(0x20, 0x38)),
+        bytes(range(0x60, 0x71)),
+    )
+    gcm_iv, cbc_iv = bytes(range(0x90, 0x9C)), bytes(range(0xA0, 0xB0))
+    rsa = {
+        p["hash"]: p for p in json.loads((HERE / "kyok_import_rsa.json").read_text())["payloads"]
+    }
+    p256, p1 = bytes.fromhex(rsa["sha256"]["payload"]), bytes.fromhex(rsa["sha1"]["payload"])
+    assert bytes.fromhex(rsa["sha256"]["material"]) == k16
+    assert bytes.fromhex(rsa["sha1"]["material"]) == k24
+    hyb = "KYOK_HYBRID_MLKEM768_X25519"
+    other_nonce = bytes(range(0xC0, 0xCC))
+    vectors = [
+        vector(
+            "hybrid, 32-byte key, AES-GCM nonce",
+            hyb,
+            k32,
+            hybrid_payload(k32, 0xE0),
+            gcm_iv,
+            _gcm_nonce(k32, gcm_iv),
+        ),
+        vector(
+            "RSAES_OAEP_SHA_256, 16-byte key, AES-GCM nonce",
+            "RSAES_OAEP_SHA_256",
+            k16,
+            p256,
+            gcm_iv,
+            _gcm_nonce(k16, gcm_iv),
+        ),
+        vector(
+            "RSAES_OAEP_SHA_1, 24-byte key, AES-CBC nonce",
+            "RSAES_OAEP_SHA_1",
+            k24,
+            p1,
+            cbc_iv,
+            aes_cbc_pkcs7_encrypt(k24, cbc_iv, IMPORT_NONCE),
+        ),
+        vector(
+            "hybrid payload made for another token nonce",
+            hyb,
+            k32,
+            hybrid_payload(k32, 0xE1, other_nonce),
+            gcm_iv,
+            _gcm_nonce(k32, gcm_iv),
+            "ImportPayloadInvalid",
+        ),
+        vector(
+            "RSAES_OAEP_SHA_256 payload sent as RSAES_OAEP_SHA_1",
+            "RSAES_OAEP_SHA_1",
+            k16,
+            p256,
+            gcm_iv,
+            _gcm_nonce(k16, gcm_iv),
+            "ImportPayloadInvalid",
+        ),
+        vector(
+            "17-byte key",
+            hyb,
+            k17,
+            hybrid_payload(k17, 0xE2),
+            gcm_iv,
+            _gcm_nonce(k32, gcm_iv),
+            "ImportKeyLength",
+        ),
+        vector(
+            "nonce encrypted under other material",
+            hyb,
+            k32,
+            hybrid_payload(k32, 0xE3),
+            gcm_iv,
+            _gcm_nonce(k16, gcm_iv),
+            "ImportNonceUndecryptable",
+        ),
+        vector(
+            "AES-CBC nonce with RSAES_OAEP_SHA_256",
+            "RSAES_OAEP_SHA_256",
+            k16,
+            p256,
+            cbc_iv,
+            aes_cbc_pkcs7_encrypt(k16, cbc_iv, IMPORT_NONCE),
+            "ImportNonceUndecryptable",
+        ),
+        vector(
+            "the right key, another nonce",
+            "RSAES_OAEP_SHA_256",
+            k16,
+            p256,
+            gcm_iv,
+            _gcm_nonce(k16, gcm_iv, other_nonce),
+            "ImportNonceMismatch",
+        ),
+        vector(
+            "unknown algorithm",
+            "RSAES_OAEP_SHA_512",
+            k16,
+            p256,
+            gcm_iv,
+            _gcm_nonce(k16, gcm_iv),
+            "ImportAlgorithmUnknown",
+        ),
+    ]
+    return {
+        "format": "private material = 0x01 || lp(rsa_private_pkcs8_der, x25519_private, "
+        "mlkem768_seed); hybrid payload = kyok-hybrid-seal-v1(hybrid public key, K, info = '', "
+        "aad = 'kyok/import/v1' || nonce); RSAES_OAEP_SHA_256/SHA_1 payload = RSA-OAEP(K); "
+        "encrypted_nonce = AES-GCM(K, iv, nonce, no aad) or, for RSAES_OAEP_SHA_1 only, "
+        "AES-CBC-PKCS7(K, iv, nonce)",
+        "private_key": {
+            "rsa_private_pkcs8": "rsa_oaep.json group " + group["name"],
+            "hybrid": "as kyok-hybrid-kem-v1",
+            "private_material": material.hex(),
+            "rsa_public_spki": spki.hex(),
+            "hybrid_public_key": key["public_key"],
+        },
+        "nonce": IMPORT_NONCE.hex(),
+        "seal_key": seal_key.hex(),
+        "vectors": vectors,
+    }
+
+
 def _pbe() -> dict[str, Any]:
     params = ScryptParams(log2_n=10, r=8, p=1)
     passphrase, salt = b"correct horse battery staple", bytes(range(0xE0, 0xF0))
@@ -303,6 +492,7 @@ def build() -> dict[str, Any]:
         "kyok-aead-v1": _aead(),
         "kyok-hybrid-kem-v1": hybrid,
         "kyok-hybrid-seal-v1": seal,
+        "kyok-import-v1": _import(hybrid),
         "pbe": _pbe(),
         "mkvp": _mkvp(),
         "shamir": _shamir(),

@@ -14,7 +14,7 @@ the same envelope::
 
 ``target`` appears when one input is to blame; its name is the wire name on the route that
 failed (:mod:`kyok.api.operations`). A 500 never carries detail: the client gets the request id,
-the log gets the cause (503 and 501 say what is unavailable). Client mistakes never produce a 5xx.
+the log gets the cause (503 says what is unavailable). Client mistakes never produce a 5xx.
 """
 
 from __future__ import annotations

@@ -91,7 +91,6 @@ _ERROR_TEXT = {
     410: "The key is destroyed",
     413: "The body is too large",
     422: "The ciphertext cannot be unwrapped (damaged, another key's, other AAD)",
-    501: "Not supported by this server yet",
     503: "The instance's crypto unit is sealed",
 }
 

@@ -1,4 +1,5 @@
-"""The node's background job: deactivate expired keys, purge keys destroyed long ago.
+"""The node's background job: deactivate expired keys, purge keys destroyed long ago, rotate
+keys whose rotation policy is due, remove expired import tokens.
 
 The schedule follows the service :class:`~kyok.clock.Clock`, not the wall clock: :meth:`tick`
 runs the job when the clock has reached the next due time, so a test drives it with a
@@ -22,11 +23,19 @@ log = logging.getLogger("kyok.server.scheduler")
 
 
 class _Jobs(Protocol):
-    """What the scheduler calls (``KeyService`` satisfies it)."""
+    """What the scheduler calls on the key service (``KeyService`` satisfies it)."""
 
     def expire_due(self, now: datetime | None = None, *, batch: int = 500) -> int: ...
 
     def purge_overdue(self, now: datetime | None = None, *, batch: int = 500) -> int: ...
+
+    def rotate_due(self, now: datetime | None = None, *, batch: int = 100) -> int: ...
+
+
+class _TokenJobs(Protocol):
+    """What the scheduler calls on the import tokens (``ImportTokenService`` satisfies it)."""
+
+    def expire_due(self, now: datetime | None = None, *, batch: int = 100) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +45,35 @@ class SchedulerRun:
     at: datetime
     expired: int
     purged: int
+    rotated: int = 0
+    tokens_expired: int = 0
 
 
 class Scheduler:
-    """Calls ``expire_due`` and ``purge_overdue`` every ``interval`` of the service clock.
+    """Calls ``expire_due``, ``purge_overdue`` and ``rotate_due`` of the key service, and
+    ``expire_due`` of the import tokens, every ``interval`` of the service clock.
 
     Args:
         jobs: the key service.
         clock: the service clock.
         interval: time between runs (must be positive).
         poll: seconds of real time between checks of the clock in the background thread.
+        import_tokens: the import-token service (None: tokens are not expired by this job).
     """
 
     def __init__(
-        self, jobs: _Jobs, clock: Clock, interval: timedelta, *, poll: float = 1.0
+        self,
+        jobs: _Jobs,
+        clock: Clock,
+        interval: timedelta,
+        *,
+        poll: float = 1.0,
+        import_tokens: _TokenJobs | None = None,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError("the scheduler interval must be positive")
         self._jobs = jobs
+        self._tokens = import_tokens
         self._clock = clock
         self._interval = interval
         self._poll = poll
@@ -80,9 +100,18 @@ class Scheduler:
             self._next = now + self._interval
             expired = self._jobs.expire_due(now)
             purged = self._jobs.purge_overdue(now)
-        if expired or purged:
-            log.info("scheduler: %d keys deactivated, %d keys purged", expired, purged)
-        return SchedulerRun(now, expired, purged)
+            rotated = self._jobs.rotate_due(now)
+            tokens = self._tokens.expire_due(now) if self._tokens is not None else 0
+        if expired or purged or rotated or tokens:
+            log.info(
+                "scheduler: %d keys deactivated, %d keys purged, %d keys rotated, "
+                "%d import tokens expired",
+                expired,
+                purged,
+                rotated,
+                tokens,
+            )
+        return SchedulerRun(now, expired, purged, rotated, tokens)
 
     def start(self) -> None:
         """Start the background thread (once)."""

@@ -19,7 +19,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
@@ -366,7 +366,7 @@ def to_json(value: Any) -> Any:
         return when(value)
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # dicts, and the read-only mappings of SDK results
         return {k: to_json(v) for k, v in value.items()}
     return value
 

@@ -336,7 +336,8 @@ def rotate(
         Path | None,
         typer.Option(
             "--material-file",
-            help="New material for an imported key (its file's bytes).",
+            help="New material for an imported key (its file's bytes), sent in plain; "
+            "`kyok import --rotate` sends it through the import token.",
             exists=True,
             dir_okay=False,
         ),

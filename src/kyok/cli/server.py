@@ -110,7 +110,11 @@ def _serve(node: Node, sock: socket.socket) -> None:
     the node is closed properly instead of the process dying on the re-raised signal.
     """
     interval = node.settings.scheduler.interval
-    scheduler = Scheduler(node.service, node.clock, interval) if interval.total_seconds() else None
+    scheduler = (
+        Scheduler(node.service, node.clock, interval, import_tokens=node.import_tokens)
+        if interval.total_seconds()
+        else None
+    )
     server = build_server(node)
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -2,7 +2,9 @@
 
 Depends on ``httpx`` only (and ``kyok.crypto`` where it needs cryptography), so it installs and
 works without the server. Start with :class:`KyokClient`; every failure is a
-:class:`ClientError` (see :mod:`kyok.client.errors` for the tree).
+:class:`ClientError` (see :mod:`kyok.client.errors` for the tree). :mod:`kyok.client.byok`
+encrypts key material for an import with an import token (``KyokClient.import_root_key`` uses
+it).
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from kyok.client._client import DEFAULT_TIMEOUT, KyokClient
 from kyok.client._models import (
     Alias,
     ApiKey,
+    ImportToken,
+    InstancePolicy,
     Key,
+    KeyPolicies,
+    KeyPolicy,
     KeyRing,
     KeyState,
     KeyVersion,
     Page,
     Principal,
+    Registration,
     RewrapResult,
     RoleBinding,
     UnwrapResult,
@@ -54,8 +61,12 @@ __all__ = [
     "ConnectionFailed",
     "Forbidden",
     "Gone",
+    "ImportToken",
+    "InstancePolicy",
     "InvalidResponse",
     "Key",
+    "KeyPolicies",
+    "KeyPolicy",
     "KeyRing",
     "KeyState",
     "KeyVersion",
@@ -63,6 +74,7 @@ __all__ = [
     "NotFound",
     "Page",
     "Principal",
+    "Registration",
     "RewrapResult",
     "RoleBinding",
     "ServerError",

@@ -23,12 +23,17 @@ from kyok.client.errors import InvalidResponse
 __all__ = [
     "Alias",
     "ApiKey",
+    "ImportToken",
+    "InstancePolicy",
     "Key",
+    "KeyPolicies",
+    "KeyPolicy",
     "KeyRing",
     "KeyState",
     "KeyVersion",
     "Page",
     "Principal",
+    "Registration",
     "RewrapResult",
     "RoleBinding",
     "UnwrapResult",
@@ -367,6 +372,240 @@ class Alias:
             alias=_req_str(d, "alias", "an alias"),
             creation_date=_time(d, "creationDate"),
             created_by=_opt_str(d, "createdBy"),
+        )
+
+
+# ---------------------------------------------------------------- import tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ImportToken:
+    """The instance's import token: a public key to encrypt key material to, and a nonce.
+
+    ``create_import_token`` returns only the bookkeeping fields; ``get_import_token`` (which
+    counts down ``remaining_retrievals``) also returns the keys and the nonce.
+
+    Attributes:
+        id: the token's id (when the service sends one).
+        creation_date, expiration_date: when it was made and when it stops working.
+        expiration: its lifetime in seconds, as asked at creation.
+        max_allowed_retrievals: how many times it may be retrieved.
+        remaining_retrievals: how many retrievals are left.
+        public_key_pem: the RSA public key (PEM ``PUBLIC KEY``), on a retrieved token.
+        nonce: the nonce to encrypt under the key material (raw bytes), on a retrieved token.
+        hybrid_public_key: kyok's hybrid ML-KEM-768 + X25519 public key (raw bytes), when the
+            service offers ``KYOK_HYBRID_MLKEM768_X25519``.
+        properties: every field the service sent.
+    """
+
+    id: str | None = None
+    creation_date: datetime | None = None
+    expiration_date: datetime | None = None
+    expiration: int | None = None
+    max_allowed_retrievals: int | None = None
+    remaining_retrievals: int | None = None
+    public_key_pem: bytes | None = field(default=None, repr=False)
+    nonce: bytes | None = field(default=None, repr=False)
+    hybrid_public_key: bytes | None = field(default=None, repr=False)
+    properties: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
+
+    @property
+    def retrieved(self) -> bool:
+        """True when the token carries a public key and a nonce (it can seal an import)."""
+        return self.nonce is not None and (
+            self.public_key_pem is not None or self.hybrid_public_key is not None
+        )
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ImportToken:
+        """Read ``{"id"?, "creationDate", "expirationDate", "expiration", "maxAllowedRetrievals",
+        "remainingRetrievals", "payload"?, "nonce"?, "kyokHybridPublicKey"?}``."""
+        d = _obj(data, "an import token")
+
+        def blob(name: str, what: str) -> bytes | None:
+            value = d.get(name)
+            return b64decode(value, what) if isinstance(value, str) and value else None
+
+        return cls(
+            id=_opt_str(d, "id"),
+            creation_date=_time(d, "creationDate"),
+            expiration_date=_time(d, "expirationDate"),
+            expiration=_opt_int(d, "expiration"),
+            max_allowed_retrievals=_opt_int(d, "maxAllowedRetrievals"),
+            remaining_retrievals=_opt_int(d, "remainingRetrievals"),
+            public_key_pem=blob("payload", "the import token's payload"),
+            nonce=blob("nonce", "the import token's nonce"),
+            hybrid_public_key=blob("kyokHybridPublicKey", "the import token's hybrid key"),
+            properties=MappingProxyType(dict(d)),
+        )
+
+
+# ---------------------------------------------------------------- policies
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """One policy of a key: ``rotation`` or ``dualAuthDelete``.
+
+    Attributes:
+        policy_type: ``rotation`` or ``dualAuthDelete``.
+        enabled: whether it is on.
+        interval_months: the rotation interval (months of 30 days), for ``rotation``.
+        id, crn: the policy's id and CRN, when the service sends them.
+        created_by, creation_date, updated_by, last_update_date: bookkeeping.
+    """
+
+    policy_type: str
+    enabled: bool
+    interval_months: int | None = None
+    id: str | None = None
+    crn: str | None = None
+    created_by: str | None = None
+    creation_date: datetime | None = None
+    updated_by: str | None = None
+    last_update_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicies:
+    """A key's policies (``GET /api/v2/keys/{id}/policies``).
+
+    Attributes:
+        rotation: the ``rotation`` policy, or None if the key has none.
+        dual_auth_delete: the ``dualAuthDelete`` policy, or None if the key has none.
+    """
+
+    rotation: KeyPolicy | None = None
+    dual_auth_delete: KeyPolicy | None = None
+
+    def __iter__(self) -> Iterator[KeyPolicy]:
+        return iter(p for p in (self.rotation, self.dual_auth_delete) if p is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    @classmethod
+    def from_wire(cls, resources: Sequence[Any]) -> KeyPolicies:
+        """Read the resources of a policies envelope; one resource may hold both policies."""
+        rotation: KeyPolicy | None = None
+        dual: KeyPolicy | None = None
+        for data in resources:
+            d = _obj(data, "a key policy")
+            common: dict[str, Any] = {
+                "id": _opt_str(d, "id"),
+                "crn": _opt_str(d, "crn"),
+                "created_by": _opt_str(d, "createdBy"),
+                "creation_date": _time(d, "creationDate"),
+                "updated_by": _opt_str(d, "updatedBy"),
+                "last_update_date": _time(d, "lastUpdateDate"),
+            }
+            rot = d.get("rotation")
+            if isinstance(rot, dict):
+                rotation = KeyPolicy(
+                    "rotation",
+                    bool(rot.get("enabled", True)),
+                    _opt_int(rot, "interval_month"),
+                    **common,
+                )
+            dad = d.get("dualAuthDelete")
+            if isinstance(dad, dict):
+                dual = KeyPolicy("dualAuthDelete", bool(dad.get("enabled", False)), **common)
+        return cls(rotation=rotation, dual_auth_delete=dual)
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePolicy:
+    """One instance policy (``GET /api/v2/instance/policies``).
+
+    Attributes:
+        policy_type: ``allowedIP``, ``allowedNetwork``, ``dualAuthDelete``,
+            ``keyCreateImportAccess``, ``metrics`` or ``rotation``.
+        enabled: whether it is on.
+        attributes: its attributes (``interval_month``, ``allowed_ip``…), as the service sent
+            them.
+        created_by, creation_date, updated_by, last_updated: bookkeeping.
+    """
+
+    policy_type: str
+    enabled: bool
+    attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    created_by: str | None = None
+    creation_date: datetime | None = None
+    updated_by: str | None = None
+    last_updated: datetime | None = None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> InstancePolicy:
+        """Read ``{"policy_type", "policy_data": {"enabled", "attributes"?}, "createdBy",
+        "creationDate", "updatedBy", "lastUpdated"}``."""
+        d = _obj(data, "an instance policy")
+        policy_data = d.get("policy_data")
+        pd: Mapping[str, Any] = policy_data if isinstance(policy_data, dict) else {}
+        attributes = pd.get("attributes")
+        return cls(
+            policy_type=_req_str(d, "policy_type", "an instance policy"),
+            enabled=bool(pd.get("enabled", False)),
+            attributes=MappingProxyType(dict(attributes) if isinstance(attributes, dict) else {}),
+            created_by=_opt_str(d, "createdBy"),
+            creation_date=_time(d, "creationDate"),
+            updated_by=_opt_str(d, "updatedBy"),
+            last_updated=_time(d, "lastUpdated"),
+        )
+
+
+# ---------------------------------------------------------------- registrations
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A resource that records it is protected by a root key (read-only for users).
+
+    Attributes:
+        key_id: the root key.
+        resource_crn: the protected resource's CRN.
+        key_name: the key's name.
+        key_version: the key version the resource uses, when it said.
+        prevent_key_deletion: True when the registration holds the key back from deletion
+            (a retention hold: not even ``force`` deletes it).
+        description, registration_metadata: free text the registering service set.
+        created_by, creation_date, updated_by, last_updated: bookkeeping.
+    """
+
+    key_id: str
+    resource_crn: str
+    key_name: str | None = None
+    key_version: KeyVersion | None = None
+    prevent_key_deletion: bool = False
+    description: str | None = None
+    registration_metadata: str | None = None
+    created_by: str | None = None
+    creation_date: datetime | None = None
+    updated_by: str | None = None
+    last_updated: datetime | None = None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Registration:
+        """Read ``{"keyId", "resourceCrn", "keyName", "keyVersion", "preventKeyDeletion",
+        "description", "registrationMetadata", "createdBy", "creationDate", "updatedBy",
+        "lastUpdated"}``."""
+        d = _obj(data, "a registration")
+        version = d.get("keyVersion")
+        return cls(
+            key_id=_req_str(d, "keyId", "a registration"),
+            resource_crn=_req_str(d, "resourceCrn", "a registration"),
+            key_name=_opt_str(d, "keyName"),
+            key_version=(
+                KeyVersion.from_wire(version)
+                if isinstance(version, dict) and isinstance(version.get("id"), str)
+                else None
+            ),
+            prevent_key_deletion=bool(d.get("preventKeyDeletion", False)),
+            description=_opt_str(d, "description"),
+            registration_metadata=_opt_str(d, "registrationMetadata"),
+            created_by=_opt_str(d, "createdBy"),
+            creation_date=_time(d, "creationDate"),
+            updated_by=_opt_str(d, "updatedBy"),
+            last_updated=_time(d, "lastUpdated"),
         )
 
 

@@ -18,6 +18,8 @@ from kyok.store.records import KeyRecord
 
 __all__ = [
     "EXPIRABLE_STATES",
+    "NO_POLICIES",
+    "KeyPolicyState",
     "KeyState",
     "KeyView",
     "effective_state",
@@ -81,6 +83,28 @@ def effective_state(record: KeyRecord, now: datetime) -> KeyState:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPolicyState:
+    """A key's policies as its representation shows them (``rotation``, ``dualAuthDelete``).
+
+    Attributes:
+        rotation_enabled: the scheduler rotates the key automatically.
+        rotation_months: the rotation interval, when a rotation policy exists.
+        dual_auth_delete: deleting the key needs a prior approval by another principal.
+        set_for_deletion: such an approval exists and has not expired.
+        auth_expires_at: when that approval expires.
+    """
+
+    rotation_enabled: bool = False
+    rotation_months: int | None = None
+    dual_auth_delete: bool = False
+    set_for_deletion: bool = False
+    auth_expires_at: datetime | None = None
+
+
+NO_POLICIES = KeyPolicyState()
+
+
+@dataclass(frozen=True, slots=True)
 class KeyView:
     """A key as callers see it.
 
@@ -97,6 +121,7 @@ class KeyView:
         purge_allowed: ``purge`` would be accepted now.
         purge_allowed_from: when purge becomes possible (destroyed keys only).
         purge_scheduled_on: when ``purge_overdue`` will purge the key (destroyed keys only).
+        policies: the key's rotation and dual-authorisation policies.
     """
 
     record: KeyRecord
@@ -110,6 +135,7 @@ class KeyView:
     purge_allowed: bool
     purge_allowed_from: datetime | None
     purge_scheduled_on: datetime | None
+    policies: KeyPolicyState = NO_POLICIES
 
     @property
     def id(self) -> str:
@@ -128,7 +154,11 @@ class KeyView:
 
 
 def view_of(
-    record: KeyRecord, aliases: list[str] | tuple[str, ...], now: datetime, timers: Timers
+    record: KeyRecord,
+    aliases: list[str] | tuple[str, ...],
+    now: datetime,
+    timers: Timers,
+    policies: KeyPolicyState = NO_POLICIES,
 ) -> KeyView:
     """Build the :class:`KeyView` of ``record`` at ``now``.
 
@@ -137,6 +167,7 @@ def view_of(
         aliases: its aliases (any order).
         now: the current time.
         timers: the service timers that define the windows.
+        policies: the key's policies (none when omitted).
 
     Returns:
         The view, with every derived field computed.
@@ -164,4 +195,5 @@ def view_of(
         purge_allowed=purge_allowed,
         purge_allowed_from=purge_from,
         purge_scheduled_on=purge_on,
+        policies=policies,
     )

@@ -18,6 +18,7 @@ from kyok.store.ports import UnitOfWork, UnitOfWorkFactory
 from kyok.store.records import KeyRecord
 from kyok.unit.blob import BlobRef, SealedBlob
 from kyok.unit.handles import ExportAccess, KeyHandle
+from kyok.unit.imports import ImportPublicKeys, WrappedImport
 
 __all__ = ["AuditSink", "Clock", "DeletionGuard", "KeyUnit", "UnitDirectory", "UowFactory"]
 
@@ -59,6 +60,36 @@ class KeyUnit(Protocol):
 
         Returns:
             The sealed blob.
+        """
+        ...
+
+    def new_import_keys(
+        self, ref: BlobRef, rsa_bits: int = 4096
+    ) -> tuple[SealedBlob, ImportPublicKeys]:
+        """Make an import token's key pairs inside the unit; the private keys come back sealed.
+
+        Args:
+            ref: where the token's blob belongs (purpose ``import-token``).
+            rsa_bits: size of the RSA key.
+
+        Returns:
+            The sealed private keys and the public keys.
+        """
+        ...
+
+    def import_material(
+        self, token: SealedBlob, target: BlobRef, wrapped: WrappedImport, nonce: bytes
+    ) -> tuple[SealedBlob, int]:
+        """Open material sent under an import token, check the nonce, seal it as ``target``.
+
+        Args:
+            token: the token's sealed private keys.
+            target: the root-key version blob to make.
+            wrapped: the import fields.
+            nonce: the token's nonce.
+
+        Returns:
+            ``(sealed blob, material length)``; the material itself never leaves the unit.
         """
         ...
 

@@ -17,25 +17,32 @@ key of another instance is "not found".
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from kyok.auth.principals import SYSTEM, Principal
+from kyok.auth.principals import SYSTEM, Principal, PrincipalKind
 from kyok.clock import Clock
-from kyok.errors import AlreadyExists, InternalError, VersionConflict
+from kyok.errors import AlreadyExists, InternalError, KyokError, VersionConflict
+from kyok.kms import policies as pol
 from kyok.kms import validation as v
 from kyok.kms.cache import KeyCache
 from kyok.kms.errors import (
     AliasExists,
     AliasLimitExceeded,
     AliasNotFound,
+    BadBody,
+    BodyQueryParamMismatch,
+    DualAuthLocked,
+    DuplicatePolicy,
     InstanceExists,
     InstanceNotFound,
     InvalidField,
     KeyDeleted,
     KeyExpired,
+    KeyInvalidState,
     KeyNotFound,
     KeyRingExists,
     KeyRingLimitExceeded,
@@ -43,18 +50,30 @@ from kyok.kms.errors import (
     KeyRingNotFound,
     KeyRingReserved,
     KeyStateConflict,
+    KeyVersionInvalid,
+    NotDualAuth,
     PayloadNotAllowed,
     PayloadRequired,
     PurgeTooEarly,
+    RegistrationExists,
+    RegistrationNotFound,
     RequestTooEarly,
     RestoreExpired,
+    RootKeyRequired,
+    RootKeyRequiredForRegistration,
     RotationNotPermitted,
     SearchTooBroad,
+    ServiceOnly,
+    SyncTooEarly,
     UnwrapFailed,
 )
 from kyok.kms.events import EventAction, KmsEvent, NullAuditSink
+from kyok.kms.guards import DualAuthGuard, RegistrationGuard, dual_auth_enabled
+from kyok.kms.imports import WrappedImport, import_with_token
 from kyok.kms.keys import (
     EXPIRABLE_STATES,
+    NO_POLICIES,
+    KeyPolicyState,
     KeyState,
     KeyView,
     effective_state,
@@ -64,18 +83,33 @@ from kyok.kms.keys import (
 from kyok.kms.lifecycle import Action, check, check_kind
 from kyok.kms.ports import AuditSink, DeletionGuard, KeyUnit, UnitDirectory, UowFactory
 from kyok.kms.query import check_key_query
+from kyok.kms.registrations import (
+    DESCRIPTION_MAX,
+    METADATA_MAX,
+    UNSET,
+    RegistrationView,
+    Unset,
+    validate_crn,
+    validate_crn_pattern,
+    validate_registration_text,
+)
 from kyok.kms.results import RewrapResult, UnwrapResult, WrapResult
 from kyok.kms.timers import Timers
 from kyok.store.ports import UnitOfWork
 from kyok.store.records import (
     AliasRecord,
     BlobRecord,
+    DeletionAuthorizationRecord,
+    InstancePolicyRecord,
     InstanceRecord,
     KeyFilter,
+    KeyPolicyRecord,
     KeyQuery,
     KeyRecord,
     KeyRingRecord,
     KeyVersionRecord,
+    RegistrationQuery,
+    RegistrationRecord,
 )
 from kyok.unit import wrapping
 from kyok.unit.blob import PURPOSE_ROOT_KEY, PURPOSE_STANDARD_KEY, BlobRef, SealedBlob
@@ -130,7 +164,8 @@ class KeyService:
         clock: the time source of every rule.
         timers: the service timers (Key Protect defaults when omitted).
         audit: receives one event per change inside its transaction (default: dropped).
-        deletion_guards: rules that may refuse a delete (registrations, dual authorisation).
+        deletion_guards: rules that may refuse a delete; default: registrations and dual
+            authorisation (:mod:`kyok.kms.guards`), which every real service needs.
         max_attempts: how often a change is tried when concurrent updates get in the way (>= 1).
         search_scope_limit: a search over more keys than this is refused (``SearchTooBroad``);
             0 disables the check.
@@ -144,7 +179,7 @@ class KeyService:
         timers: Timers | None = None,
         *,
         audit: AuditSink | None = None,
-        deletion_guards: Sequence[DeletionGuard] = (),
+        deletion_guards: Sequence[DeletionGuard] | None = None,
         max_attempts: int = 3,
         search_scope_limit: int = 5000,
         cache: KeyCache | None = None,
@@ -156,7 +191,12 @@ class KeyService:
         self._clock = clock
         self._timers = timers or Timers()
         self._audit: AuditSink = audit or NullAuditSink()
-        self._guards = tuple(deletion_guards)
+        self._guards: tuple[DeletionGuard, ...] = (
+            (RegistrationGuard(), DualAuthGuard())
+            if deletion_guards is None
+            else tuple(deletion_guards)
+        )
+        self._rules = _RulesCache()
         self._max_attempts = max_attempts
         self._search_scope_limit = search_scope_limit
         self._cache = cache if cache is not None else KeyCache()
@@ -263,11 +303,20 @@ class KeyService:
         expires_at: datetime | None = None,
         material: bytes | None = None,
         key_ring_id: str | None = None,
+        wrapped: WrappedImport | None = None,
+        policies: pol.KeyPolicySpec | None = None,
     ) -> KeyView:
         """Create a root key (``extractable=False``) or a standard key.
 
-        Without ``material`` the unit generates 32 bytes; with it the key is *imported*. The key,
-        its version 1, the sealed blob and the aliases are written in one unit of work.
+        Without ``material`` the unit generates 32 bytes; with it the key is *imported*; with
+        ``wrapped`` it is imported through the instance's import token (root keys only: the
+        crypto unit opens the material, so it never exists outside it). The key, its version 1,
+        the sealed blob, the aliases and its policies are written in one unit of work.
+
+        Policies: the instance's ``dualAuthDelete`` and ``rotation`` policies apply to new keys
+        (rotation only to generated root keys); ``policies`` overrides them (the
+        ``keys_with_policy_overrides`` endpoint). The ``keyCreateImportAccess`` policy may
+        refuse the key.
 
         Args:
             actor: who creates it (``created_by``).
@@ -280,6 +329,8 @@ class KeyService:
             expires_at: when the key becomes Deactivated (must be in the future).
             material: key material to import (root: 16/24/32 bytes; standard: 1-7,500 bytes).
             key_ring_id: the key ring (default ``default``).
+            wrapped: key material encrypted under the instance's import token.
+            policies: per-key policies that override the instance's.
 
         Returns:
             The new key (state 1).
@@ -291,10 +342,25 @@ class KeyService:
             AliasExists: an alias is taken.
             AliasLimitExceeded: the instance would have more than 1,000 aliases.
             UnitSealed: the instance's crypto unit is sealed.
+            BadBody: a standard key with an import token.
+            ImportTokenExpired: ``wrapped`` but no valid token.
+            IncorrectNonce, IncorrectNonceIv: the token import's nonce check failed.
+            CreateImportForbidden: the instance's policy forbids this kind of key.
         """
         now = self._clock.now()
         if not isinstance(extractable, bool):
             raise InvalidField("extractable", "must be true or false")
+        if wrapped is not None:
+            if extractable:
+                raise BadBody("Standard keys cannot be imported with an import token")
+            if material is not None:
+                raise BadBody("give the key material either in plain or through the import token")
+        imported = material is not None or wrapped is not None
+        if policies is not None and policies.rotation_enabled:
+            if extractable:
+                raise InvalidField("rotation", "standard keys cannot be rotated")
+            if imported:
+                raise InvalidField("rotation", "imported keys cannot be rotated automatically")
         name = v.validate_name(name)
         description = v.validate_description(description)
         tag_list = v.validate_tags(tags)
@@ -316,9 +382,15 @@ class KeyService:
                     in_use = uow.aliases.count_for_instance(instance_id)
                     if in_use + len(alias_list) > v.ALIASES_PER_INSTANCE:
                         raise AliasLimitExceeded("instance", v.ALIASES_PER_INSTANCE)
+                rules = self._rules_in(uow, instance_id)
+                rules.check_create(
+                    extractable=extractable, imported=imported, with_token=wrapped is not None
+                )
                 unit = self._units.for_instance(instance_id)
                 ref = BlobRef(instance_id, key_id, version_id, purpose)
-                if material is None:
+                if wrapped is not None:
+                    sealed, size = import_with_token(uow, unit, ref, wrapped, now)
+                elif material is None:
                     sealed = unit.generate_blob(ref, v.GENERATED_KEY_SIZE)
                     size = v.GENERATED_KEY_SIZE
                 else:
@@ -330,7 +402,7 @@ class KeyService:
                     name=name,
                     description=description,
                     extractable=extractable,
-                    imported=material is not None,
+                    imported=imported,
                     state=int(KeyState.ACTIVE),
                     key_ring_id=ring,
                     tags=tag_list,
@@ -348,6 +420,9 @@ class KeyService:
                 uow.blobs.add(_blob_record(sealed))
                 for alias in alias_list:
                     uow.aliases.add(AliasRecord(instance_id, alias, key_id, now, actor.id))
+                key_policies = self._initial_policies(record, rules, policies, actor, now)
+                for policy in key_policies:
+                    uow.key_policies.put(policy)
                 event = KmsEvent(
                     EventAction.KEY_CREATE,
                     instance_id,
@@ -356,14 +431,70 @@ class KeyService:
                     now,
                     to_state=record.state,
                     key_version_id=version_id,
-                    detail=(("imported", str(record.imported).lower()), ("key_ring_id", ring)),
+                    detail=(
+                        ("imported", str(record.imported).lower()),
+                        ("import_token", str(wrapped is not None).lower()),
+                        ("key_ring_id", ring),
+                        ("policies", ",".join(p.policy_type for p in key_policies if p.enabled)),
+                    ),
                 )
                 self._audit.record(uow, event)
                 uow.commit()
         except AlreadyExists:
             # The key and version ids are fresh UUIDs: only an alias can collide.
             raise AliasExists() from None
-        return view_of(record, alias_list, now, self._timers)
+        # A new key has no deletion approval yet.
+        state = _policy_state_of(key_policies, None)
+        return view_of(record, alias_list, now, self._timers, state)
+
+    @staticmethod
+    def _initial_policies(
+        key: KeyRecord,
+        rules: pol.InstanceRules,
+        spec: pol.KeyPolicySpec | None,
+        actor: Principal,
+        now: datetime,
+    ) -> list[KeyPolicyRecord]:
+        """The policy rows of a new key: the instance's defaults, overridden by ``spec``."""
+        found: list[KeyPolicyRecord] = []
+        dual = rules.dual_auth_delete
+        if spec is not None and spec.dual_auth_delete is not None:
+            dual = spec.dual_auth_delete
+        if dual:
+            found.append(
+                KeyPolicyRecord(
+                    key.instance_id,
+                    key.id,
+                    pol.DUAL_AUTH_DELETE,
+                    True,
+                    now,
+                    actor.id,
+                    now,
+                    actor.id,
+                )
+            )
+        enabled: bool | None = None
+        months: int | None = None
+        if spec is not None and spec.rotation_enabled is not None:
+            enabled, months = spec.rotation_enabled, spec.interval_months
+        elif rules.rotation_months is not None and not key.extractable and not key.imported:
+            enabled, months = True, rules.rotation_months
+        if enabled is not None:
+            found.append(
+                KeyPolicyRecord(
+                    key.instance_id,
+                    key.id,
+                    pol.ROTATION,
+                    enabled,
+                    now,
+                    actor.id,
+                    now,
+                    actor.id,
+                    interval_months=months,
+                    next_rotation_at=pol.next_rotation(now, months) if enabled and months else None,
+                )
+            )
+        return found
 
     def get_key(self, instance_id: str, id_or_alias: str) -> KeyView:
         """A key's metadata (any state, destroyed keys included).
@@ -445,7 +576,13 @@ class KeyService:
                     records = [direct, *(r for r in records if r.id != direct.id)][: query.limit]
             ids = [r.id for r in records]
             aliases = uow.aliases.list_for_keys(query.instance_id, ids) if ids else {}
-        views = [view_of(r, aliases.get(r.id, ()), now, self._timers) for r in records]
+            policies = uow.key_policies.list_for_keys(query.instance_id, ids) if ids else {}
+            states = {
+                r.id: self._policy_state(uow, r, policies.get(r.id, []), now) for r in records
+            }
+        views = [
+            view_of(r, aliases.get(r.id, ()), now, self._timers, states[r.id]) for r in records
+        ]
         return views, total
 
     def _direct_match(self, uow: UnitOfWork, query: KeyQuery) -> KeyRecord | None:
@@ -676,18 +813,26 @@ class KeyService:
     # ------------------------------------------------------------------------------- lifecycle
 
     def rotate(
-        self, actor: Principal, instance_id: str, id_or_alias: str, material: bytes | None = None
+        self,
+        actor: Principal,
+        instance_id: str,
+        id_or_alias: str,
+        material: bytes | None = None,
+        *,
+        wrapped: WrappedImport | None = None,
     ) -> KeyView:
         """Give a root key a new version; older versions keep unwrapping.
 
         Generated keys get new generated material (``material`` must be None); imported keys
-        need new material of a root size.
+        need new material of a root size, in plain (``material``) or through the instance's
+        import token (``wrapped``). A rotation policy's next due date moves on.
 
         Args:
             actor: who rotates.
             instance_id: the instance.
             id_or_alias: the root key.
             material: new material for an imported key (16/24/32 bytes).
+            wrapped: new material for an imported key, under the import token.
 
         Returns:
             The key with its new version.
@@ -705,24 +850,37 @@ class KeyService:
         """
         if material is not None:
             material = v.validate_material(material, extractable=False)
+        if material is not None and wrapped is not None:
+            raise BadBody("give the key material either in plain or through the import token")
+        new_material = material is not None or wrapped is not None
 
         def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
-            if key.imported and material is None:
+            if key.imported and not new_material:
                 raise PayloadRequired()
-            if not key.imported and material is not None:
+            if not key.imported and new_material:
                 raise PayloadNotAllowed()
+            if new_material:
+                self._rules_in(uow, instance_id).check_create(
+                    extractable=False, imported=True, with_token=wrapped is not None
+                )
             last = key.last_rotated_at
             if last is not None and now < last + self._timers.min_rotate_interval:
                 raise RotationNotPermitted()
             version_id = str(uuid.uuid4())
             unit = self._units.for_instance(instance_id)
             ref = BlobRef(instance_id, key.id, version_id, PURPOSE_ROOT_KEY)
-            if material is None:
+            if wrapped is not None:
+                sealed, size = import_with_token(uow, unit, ref, wrapped, now)
+            elif material is None:
                 sealed = unit.generate_blob(ref, v.GENERATED_KEY_SIZE)
                 size = v.GENERATED_KEY_SIZE
             else:
                 sealed = unit.seal_material(ref, material)
                 size = len(material)
+            policy = uow.key_policies.get(instance_id, key.id, pol.ROTATION)
+            if policy is not None and policy.enabled and policy.interval_months:
+                due = pol.next_rotation(now, policy.interval_months)
+                uow.key_policies.put(replace(policy, next_rotation_at=due))
             number = key.version_count + 1
             uow.versions.add(KeyVersionRecord(instance_id, key.id, version_id, number, now))
             uow.blobs.add(_blob_record(sealed))
@@ -1210,6 +1368,591 @@ class KeyService:
 
     # ------------------------------------------------------------------------------- internals
 
+    # ------------------------------------------------------------------------- key policies
+
+    def get_key_policies(self, instance_id: str, id_or_alias: str) -> list[KeyPolicyRecord]:
+        """A key's policies (``rotation``, ``dualAuthDelete``), those that were ever set.
+
+        Raises:
+            KeyNotFound: no such key.
+        """
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            key = self._resolve(uow, instance_id, id_or_alias)
+            check(effective_state(key, now), Action.READ)
+            return uow.key_policies.list_for_key(instance_id, key.id)
+
+    def set_key_policies(
+        self, actor: Principal, instance_id: str, id_or_alias: str, spec: pol.KeyPolicySpec
+    ) -> list[KeyPolicyRecord]:
+        """Set a key's rotation and/or dual-authorisation policy.
+
+        Rotation is for generated root keys only (1-12 months of 30 days; the next due date
+        counts from the last rotation, or creation). Dual authorisation, once enabled, cannot be
+        disabled.
+
+        Returns:
+            All the key's policies after the change.
+
+        Raises:
+            InvalidField: an empty request, or rotation for an imported key.
+            RootKeyRequired: rotation for a standard key.
+            DualAuthLocked: an attempt to disable dual authorisation.
+            KeyNotFound, KeyDeleted: no such key, or destroyed.
+        """
+        if spec.empty:
+            raise InvalidField("policies", "name at least one policy: rotation or dualAuthDelete")
+        result: list[KeyPolicyRecord] = []
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if spec.rotation_enabled is not None:
+                if key.extractable:
+                    raise RootKeyRequired("rotation policy")
+                if key.imported and spec.rotation_enabled:
+                    raise InvalidField("rotation", "imported keys cannot be rotated automatically")
+            current = {p.policy_type: p for p in uow.key_policies.list_for_key(instance_id, key.id)}
+            dual = current.get(pol.DUAL_AUTH_DELETE)
+            if spec.dual_auth_delete is not None:
+                if dual is not None and dual.enabled and not spec.dual_auth_delete:
+                    raise DualAuthLocked()
+                uow.key_policies.put(
+                    KeyPolicyRecord(
+                        instance_id,
+                        key.id,
+                        pol.DUAL_AUTH_DELETE,
+                        spec.dual_auth_delete,
+                        dual.created_at if dual is not None else now,
+                        dual.created_by if dual is not None else actor.id,
+                        now,
+                        actor.id,
+                    )
+                )
+            if spec.rotation_enabled is not None:
+                old = current.get(pol.ROTATION)
+                months = spec.interval_months or (old.interval_months if old else None)
+                due = None
+                if spec.rotation_enabled and months:
+                    base = max(key.last_rotated_at or key.created_at, key.created_at)
+                    due = pol.next_rotation(base, months)
+                uow.key_policies.put(
+                    KeyPolicyRecord(
+                        instance_id,
+                        key.id,
+                        pol.ROTATION,
+                        spec.rotation_enabled,
+                        old.created_at if old is not None else now,
+                        old.created_by if old is not None else actor.id,
+                        now,
+                        actor.id,
+                        interval_months=months,
+                        next_rotation_at=due,
+                    )
+                )
+            result.extend(uow.key_policies.list_for_key(instance_id, key.id))
+            return replace(key, updated_at=now)
+
+        self._change(
+            actor,
+            instance_id,
+            id_or_alias,
+            Action.EDIT,
+            EventAction.KEY_POLICY_SET,
+            apply,
+            detail=_policy_detail(spec),
+            forget=False,
+        )
+        return result
+
+    def rotate_due(self, now: datetime | None = None, *, batch: int = 100) -> int:
+        """Rotate every key whose rotation policy is due, in all instances (scheduler job).
+
+        A key that cannot rotate now (suspended, destroyed, sealed unit...) is tried again a
+        day later (sealed units: at the next run).
+
+        Returns:
+            How many keys were rotated.
+        """
+        when = now or self._clock.now()
+        with self._uow(read_only=True) as uow:
+            due = uow.key_policies.rotation_due(when, batch)
+        rotated = 0
+        for policy in due:
+            try:
+                self.rotate(SYSTEM, policy.instance_id, policy.key_id)
+                rotated += 1
+            except UnitSealed:
+                continue
+            except KyokError:
+                self._postpone_rotation(policy, when + _RETRY_ROTATION)
+        return rotated
+
+    def _postpone_rotation(self, policy: KeyPolicyRecord, until: datetime) -> None:
+        with self._uow() as uow:
+            current = uow.key_policies.get(policy.instance_id, policy.key_id, pol.ROTATION)
+            if current is None or current.next_rotation_at != policy.next_rotation_at:
+                return  # changed meanwhile
+            uow.key_policies.put(replace(current, next_rotation_at=until))
+            uow.commit()
+
+    # ---------------------------------------------------------------- dual authorisation
+
+    def set_key_for_deletion(self, actor: Principal, instance_id: str, id_or_alias: str) -> None:
+        """Give the first approval to delete a dual-authorisation key (valid for
+        ``dual_auth_window``, 7 days); another principal may then delete it.
+
+        Raises:
+            NotDualAuth: the key has no dual-authorisation policy.
+            KeyNotFound, KeyDeleted: no such key, or destroyed.
+        """
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if not dual_auth_enabled(uow, key):
+                raise NotDualAuth()
+            uow.deletion_authorizations.put(
+                DeletionAuthorizationRecord(
+                    instance_id, key.id, actor.id, now, now + self._timers.dual_auth_window
+                )
+            )
+            return replace(key, updated_at=now)
+
+        self._change(
+            actor,
+            instance_id,
+            id_or_alias,
+            Action.EDIT,
+            EventAction.KEY_SET_FOR_DELETION,
+            apply,
+            forget=False,
+        )
+
+    def unset_key_for_deletion(self, actor: Principal, instance_id: str, id_or_alias: str) -> None:
+        """Withdraw the approval to delete a dual-authorisation key.
+
+        Raises:
+            NotDualAuth: the key has no dual-authorisation policy.
+            KeyNotFound, KeyDeleted: no such key, or destroyed.
+        """
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if not dual_auth_enabled(uow, key):
+                raise NotDualAuth()
+            uow.deletion_authorizations.delete(instance_id, key.id)
+            return replace(key, updated_at=now)
+
+        self._change(
+            actor,
+            instance_id,
+            id_or_alias,
+            Action.EDIT,
+            EventAction.KEY_UNSET_FOR_DELETION,
+            apply,
+            forget=False,
+        )
+
+    # ---------------------------------------------------------------------- registrations
+
+    def sync(self, actor: Principal, instance_id: str, id_or_alias: str) -> int:
+        """Ask the services that registered resources under a key to catch up with its state.
+
+        kyok has no push channel to those services: the request is recorded (the key's
+        ``last_synced_at`` and an audit event per call) and services read it from there.
+
+        Returns:
+            How many registrations the key has.
+
+        Raises:
+            SyncTooEarly: synced, or the key changed, within ``sync_interval`` (1 h).
+            KeyNotFound: no such key.
+        """
+        count = 0
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            nonlocal count
+            window = self._timers.sync_interval
+            last = max(key.last_synced_at or key.last_action_at, key.last_action_at)
+            if now < last + window:
+                raise SyncTooEarly()
+            count = uow.registrations.count(RegistrationQuery(instance_id, key_id=key.id))
+            return replace(key, last_synced_at=now)
+
+        self._change(
+            actor, instance_id, id_or_alias, Action.READ, EventAction.KEY_SYNC, apply, forget=False
+        )
+        return count
+
+    def create_registration(
+        self,
+        actor: Principal,
+        instance_id: str,
+        id_or_alias: str,
+        resource_crn: str,
+        *,
+        description: str | None = None,
+        registration_metadata: str | None = None,
+        prevent_key_deletion: bool = False,
+        key_version_id: str | None = None,
+        replace_existing: bool = False,
+    ) -> RegistrationView:
+        """Record that ``resource_crn`` is protected by a root key (service principals only).
+
+        Args:
+            actor: the service principal.
+            instance_id: the instance.
+            id_or_alias: the root key.
+            resource_crn: the resource.
+            description: free text (at most 240 characters).
+            registration_metadata: the service's own text (at most 4,096 characters).
+            prevent_key_deletion: a retention hold: the key cannot be deleted while it lasts.
+            key_version_id: the key version the resource uses (default: the newest).
+            replace_existing: replace a registration of the same resource instead of refusing.
+
+        Raises:
+            ServiceOnly: the actor is not a service principal.
+            RootKeyRequiredForRegistration: a standard key.
+            KeyInvalidState: the key is destroyed.
+            KeyVersionInvalid: ``key_version_id`` is not a version of the key.
+            RegistrationExists: the resource is registered already (without replace_existing).
+        """
+        _require_service(actor)
+        crn = validate_crn(resource_crn)
+        text = validate_registration_text(description, "description", DESCRIPTION_MAX)
+        meta = validate_registration_text(
+            registration_metadata, "registration_metadata", METADATA_MAX
+        )
+        if not isinstance(prevent_key_deletion, bool):
+            raise InvalidField("prevent_key_deletion", "must be true or false")
+        made: list[RegistrationView] = []
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if key.extractable:
+                raise RootKeyRequiredForRegistration()
+            if state is KeyState.DESTROYED:
+                raise KeyInvalidState(int(state))
+            version = self._registered_version(uow, key, key_version_id)
+            old = uow.registrations.get(instance_id, key.id, crn)
+            if old is not None and not replace_existing:
+                raise RegistrationExists()
+            record = RegistrationRecord(
+                instance_id=instance_id,
+                key_id=key.id,
+                resource_crn=crn,
+                created_at=old.created_at if old is not None else now,
+                created_by=old.created_by if old is not None else actor.id,
+                updated_at=now,
+                updated_by=actor.id,
+                key_version_id=version.id,
+                prevent_key_deletion=prevent_key_deletion,
+                description=text,
+                registration_metadata=meta,
+            )
+            if old is None:
+                uow.registrations.add(record)
+            else:
+                uow.registrations.update(record)
+            made.append(RegistrationView(record, key.name, version.created_at))
+            return key
+
+        event = EventAction.REGISTRATION_CREATE
+        try:
+            self._change(
+                actor,
+                instance_id,
+                id_or_alias,
+                Action.READ,
+                event,
+                apply,
+                detail=(
+                    ("resource_crn", crn),
+                    ("prevent_key_deletion", str(prevent_key_deletion).lower()),
+                ),
+                forget=False,
+            )
+        except AlreadyExists:
+            raise RegistrationExists() from None
+        return made[0]
+
+    def update_registration(
+        self,
+        actor: Principal,
+        instance_id: str,
+        id_or_alias: str,
+        resource_crn: str,
+        *,
+        description: str | Unset | None = UNSET,
+        registration_metadata: str | Unset | None = UNSET,
+        prevent_key_deletion: bool | None = None,
+        key_version_id: str | None = None,
+    ) -> RegistrationView:
+        """Change a registration's fields (those given); service principals only.
+
+        Raises:
+            ServiceOnly: the actor is not a service principal.
+            RegistrationNotFound: the key has no registration for the resource.
+            KeyVersionInvalid: ``key_version_id`` is not a version of the key.
+        """
+        _require_service(actor)
+        crn = validate_crn(resource_crn)
+        if not isinstance(description, Unset):
+            description = validate_registration_text(description, "description", DESCRIPTION_MAX)
+        if not isinstance(registration_metadata, Unset):
+            registration_metadata = validate_registration_text(
+                registration_metadata, "registration_metadata", METADATA_MAX
+            )
+        if prevent_key_deletion is not None and not isinstance(prevent_key_deletion, bool):
+            raise InvalidField("prevent_key_deletion", "must be true or false")
+        made: list[RegistrationView] = []
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            old = uow.registrations.get(instance_id, key.id, crn)
+            if old is None:
+                raise RegistrationNotFound()
+            version = (
+                self._registered_version(uow, key, key_version_id)
+                if key_version_id is not None
+                else uow.versions.get(instance_id, old.key_version_id)
+            )
+            record = replace(
+                old,
+                updated_at=now,
+                updated_by=actor.id,
+                key_version_id=version.id if version is not None else old.key_version_id,
+                prevent_key_deletion=(
+                    old.prevent_key_deletion
+                    if prevent_key_deletion is None
+                    else prevent_key_deletion
+                ),
+                description=old.description if isinstance(description, Unset) else description,
+                registration_metadata=(
+                    old.registration_metadata
+                    if isinstance(registration_metadata, Unset)
+                    else registration_metadata
+                ),
+            )
+            uow.registrations.update(record)
+            made.append(RegistrationView(record, key.name, version.created_at if version else None))
+            return key
+
+        self._change(
+            actor,
+            instance_id,
+            id_or_alias,
+            Action.READ,
+            EventAction.REGISTRATION_UPDATE,
+            apply,
+            detail=(("resource_crn", crn),),
+            forget=False,
+        )
+        return made[0]
+
+    def delete_registration(
+        self, actor: Principal, instance_id: str, id_or_alias: str, resource_crn: str
+    ) -> None:
+        """Remove a registration (service principals only; in any key state).
+
+        Raises:
+            ServiceOnly: the actor is not a service principal.
+            RegistrationNotFound: the key has no registration for the resource.
+        """
+        _require_service(actor)
+        crn = validate_crn(resource_crn)
+
+        def apply(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
+            if not uow.registrations.delete(instance_id, key.id, crn):
+                raise RegistrationNotFound()
+            return key
+
+        self._change(
+            actor,
+            instance_id,
+            id_or_alias,
+            Action.READ,
+            EventAction.REGISTRATION_DELETE,
+            apply,
+            detail=(("resource_crn", crn),),
+            forget=False,
+        )
+
+    def list_registrations(
+        self,
+        instance_id: str,
+        id_or_alias: str | None = None,
+        *,
+        crn_pattern: str | None = None,
+        prevent_key_deletion: bool | None = None,
+        limit: int = 200,
+        offset: int = 0,
+    ) -> tuple[list[RegistrationView], int]:
+        """Registrations of one key, or of the whole instance, and how many match.
+
+        Args:
+            instance_id: the instance.
+            id_or_alias: one key (None: every key of the instance).
+            crn_pattern: only CRNs matching it (``*`` for any characters).
+            prevent_key_deletion: only registrations with (True) or without (False) a hold.
+            limit: page size (1-5,000).
+            offset: 0-based start.
+
+        Raises:
+            InvalidField: bad paging or pattern.
+            KeyNotFound: ``id_or_alias`` names no key.
+        """
+        v.validate_page(limit, offset)
+        pattern = None if crn_pattern is None else validate_crn_pattern(crn_pattern)
+        with self._uow(read_only=True) as uow:
+            self._instance(uow, instance_id)
+            key_id = None
+            if id_or_alias is not None:
+                key_id = self._resolve(uow, instance_id, id_or_alias).id
+            query = RegistrationQuery(
+                instance_id,
+                key_id=key_id,
+                crn_pattern=pattern,
+                prevent_key_deletion=prevent_key_deletion,
+                limit=limit,
+                offset=offset,
+            )
+            records = uow.registrations.find(query)
+            total = uow.registrations.count(query)
+            views: list[RegistrationView] = []
+            keys: dict[str, KeyRecord | None] = {}
+            for record in records:
+                if record.key_id not in keys:
+                    keys[record.key_id] = uow.keys.get(instance_id, record.key_id)
+                key = keys[record.key_id]
+                version = uow.versions.get(instance_id, record.key_version_id)
+                views.append(
+                    RegistrationView(
+                        record,
+                        key.name if key is not None else "",
+                        version.created_at if version is not None else None,
+                    )
+                )
+        return views, total
+
+    @staticmethod
+    def _registered_version(
+        uow: UnitOfWork, key: KeyRecord, version_id: str | None
+    ) -> KeyVersionRecord:
+        wanted = version_id or key.current_version_id
+        version = uow.versions.get(key.instance_id, wanted)
+        if version is None or version.key_id != key.id:
+            raise KeyVersionInvalid()
+        return version
+
+    # ---------------------------------------------------------------------- instance policies
+
+    def get_instance_policies(
+        self, instance_id: str, policy_type: str | None = None
+    ) -> list[InstancePolicyRecord]:
+        """The instance's policies (those ever set), or the one of ``policy_type``.
+
+        Raises:
+            InvalidField: an unknown policy type.
+            InstanceNotFound: no such instance.
+        """
+        if policy_type is not None and policy_type not in pol.INSTANCE_POLICY_TYPES:
+            raise InvalidField("policy", "unknown policy type")
+        with self._uow(read_only=True) as uow:
+            self._instance(uow, instance_id)
+            found = uow.instance_policies.list(instance_id)
+        return [p for p in found if policy_type is None or p.policy_type == policy_type]
+
+    def set_instance_policies(
+        self,
+        actor: Principal,
+        instance_id: str,
+        specs: Sequence[pol.InstancePolicySpec],
+        *,
+        policy_type: str | None = None,
+    ) -> list[InstancePolicyRecord]:
+        """Set one or several instance policies in one transaction.
+
+        Args:
+            actor: who sets them.
+            instance_id: the instance.
+            specs: validated policies (:func:`kyok.kms.policies.validate_instance_policy`),
+                each type at most once.
+            policy_type: the type the caller named (``?policy=``); it must be the first's.
+
+        Returns:
+            The stored policies.
+
+        Raises:
+            InvalidField: no policy given.
+            DuplicatePolicy: a type given twice.
+            BodyQueryParamMismatch: ``policy_type`` is not the type of the first policy.
+            InstanceNotFound: no such instance.
+        """
+        if not specs:
+            raise InvalidField("policies", "name at least one policy")
+        if policy_type is not None:
+            if len(specs) != 1:
+                raise DuplicatePolicy(policy_type)
+            if specs[0].policy_type != policy_type:
+                raise BodyQueryParamMismatch(policy_type, specs[0].policy_type)
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.policy_type in seen:
+                raise DuplicatePolicy(spec.policy_type)
+            seen.add(spec.policy_type)
+        now = self._clock.now()
+        stored: list[InstancePolicyRecord] = []
+        with self._uow() as uow:
+            self._instance(uow, instance_id)
+            for spec in specs:
+                old = uow.instance_policies.get(instance_id, spec.policy_type)
+                record = InstancePolicyRecord(
+                    instance_id=instance_id,
+                    policy_type=spec.policy_type,
+                    enabled=spec.enabled,
+                    attributes=spec.attributes_json(),
+                    created_at=old.created_at if old is not None else now,
+                    created_by=old.created_by if old is not None else actor.id,
+                    updated_at=now,
+                    updated_by=actor.id,
+                )
+                uow.instance_policies.put(record)
+                stored.append(record)
+                self._audit.record(
+                    uow,
+                    KmsEvent(
+                        EventAction.INSTANCE_POLICY_SET,
+                        instance_id,
+                        instance_id,
+                        actor.id,
+                        now,
+                        detail=(
+                            ("attributes", record.attributes),
+                            ("enabled", str(spec.enabled).lower()),
+                            ("policy_type", spec.policy_type),
+                        ),
+                    ),
+                )
+            uow.commit()
+        self._rules.invalidate(instance_id)
+        return stored
+
+    def instance_rules(self, instance_id: str) -> pol.InstanceRules:
+        """What the instance's policies demand (cached for up to a second; a change made
+        through this service is seen at once).
+
+        Raises:
+            InstanceNotFound: no such instance.
+        """
+        cached = self._rules.get(instance_id)
+        if cached is not None:
+            return cached
+        with self._uow(read_only=True) as uow:
+            rules = self._rules_in(uow, instance_id)
+        return rules
+
+    def _rules_in(self, uow: UnitOfWork, instance_id: str) -> pol.InstanceRules:
+        rules = pol.rules_of(uow.instance_policies.list(instance_id))
+        self._rules.put(instance_id, rules)
+        return rules
+
+    # ------------------------------------------------------------------------------- helpers
+
     def _instance(self, uow: UnitOfWork, instance_id: str) -> InstanceRecord:
         record = uow.instances.get(instance_id) if isinstance(instance_id, str) else None
         if record is None:
@@ -1233,7 +1976,23 @@ class KeyService:
 
     def _view(self, uow: UnitOfWork, record: KeyRecord, now: datetime) -> KeyView:
         aliases = [a.alias for a in uow.aliases.list_for_key(record.instance_id, record.id)]
-        return view_of(record, aliases, now, self._timers)
+        policies = uow.key_policies.list_for_key(record.instance_id, record.id)
+        return view_of(
+            record, aliases, now, self._timers, self._policy_state(uow, record, policies, now)
+        )
+
+    @staticmethod
+    def _policy_state(
+        uow: UnitOfWork, record: KeyRecord, policies: Sequence[KeyPolicyRecord], now: datetime
+    ) -> KeyPolicyState:
+        """What a key's policy rows (and its deletion approval) mean for its representation;
+        the approval is read only for keys with dual authorisation."""
+        approval = None
+        if any(p.policy_type == pol.DUAL_AUTH_DELETE and p.enabled for p in policies):
+            found = uow.deletion_authorizations.get(record.instance_id, record.id)
+            if found is not None and found.expires_at > now:
+                approval = found
+        return _policy_state_of(policies, approval)
 
     def _check_query_scope(self, uow: UnitOfWork, query: KeyQuery) -> None:
         self._instance(uow, query.instance_id)
@@ -1419,6 +2178,9 @@ class KeyService:
                     # purge deleting a key that is active again.
                     uow.keys.update(replace(key, updated_at=when), key.row_version)
                     uow.aliases.delete_for_key(instance_id, key.id)
+                    uow.key_policies.delete_for_key(instance_id, key.id)
+                    uow.deletion_authorizations.delete(instance_id, key.id)
+                    uow.registrations.delete_for_key(instance_id, key.id)
                     uow.blobs.delete_for_owner(instance_id, key.id)
                     uow.versions.delete_for_key(instance_id, key.id)
                     uow.keys.delete(instance_id, key.id)
@@ -1446,3 +2208,60 @@ class KeyService:
 def _to_state(uow: UnitOfWork, key: KeyRecord, state: KeyState, now: datetime) -> KeyRecord:
     """The plain state change: new state, updated now, last action now."""
     return replace(key, state=int(state), updated_at=now, last_action_at=now)
+
+
+def _policy_state_of(
+    policies: Sequence[KeyPolicyRecord], approval: DeletionAuthorizationRecord | None
+) -> KeyPolicyState:
+    """A key's policy rows and its valid deletion approval (if any), as its view shows them."""
+    if not policies:
+        return NO_POLICIES
+    rotation = next((p for p in policies if p.policy_type == pol.ROTATION), None)
+    dual = any(p.policy_type == pol.DUAL_AUTH_DELETE and p.enabled for p in policies)
+    return KeyPolicyState(
+        rotation_enabled=rotation is not None and rotation.enabled,
+        rotation_months=rotation.interval_months if rotation is not None else None,
+        dual_auth_delete=dual,
+        set_for_deletion=approval is not None,
+        auth_expires_at=approval.expires_at if approval is not None else None,
+    )
+
+
+#: A due rotation that could not run is tried again this much later.
+_RETRY_ROTATION = timedelta(days=1)
+
+
+def _require_service(actor: Principal) -> None:
+    if actor.kind is not PrincipalKind.SERVICE:
+        raise ServiceOnly()
+
+
+def _policy_detail(spec: pol.KeyPolicySpec) -> tuple[tuple[str, str], ...]:
+    detail: list[tuple[str, str]] = []
+    if spec.dual_auth_delete is not None:
+        detail.append(("dual_auth_delete", str(spec.dual_auth_delete).lower()))
+    if spec.rotation_enabled is not None:
+        detail.append(("rotation", str(spec.rotation_enabled).lower()))
+        if spec.interval_months is not None:
+            detail.append(("interval_month", str(spec.interval_months)))
+    return tuple(detail)
+
+
+class _RulesCache:
+    """Instance rules for up to ``ttl`` seconds (the allowed-IP check runs on every request)."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, pol.InstanceRules]] = {}
+
+    def get(self, instance_id: str) -> pol.InstanceRules | None:
+        entry = self._entries.get(instance_id)
+        if entry is None or time.monotonic() - entry[0] > self._ttl:
+            return None
+        return entry[1]
+
+    def put(self, instance_id: str, rules: pol.InstanceRules) -> None:
+        self._entries[instance_id] = (time.monotonic(), rules)
+
+    def invalidate(self, instance_id: str) -> None:
+        self._entries.pop(instance_id, None)

@@ -23,7 +23,9 @@ class Timers:
         purge_after: a destroyed key can be purged this long after its deletion, not earlier.
         restore_window: a destroyed key can be restored for this long after its deletion.
         auto_purge_after: destroyed keys older than this are purged by ``purge_overdue``.
-        dual_auth_window: how long a first dual-authorisation approval stays valid (later issue).
+        dual_auth_window: how long a first dual-authorisation approval stays valid.
+        sync_interval: ``sync`` is refused this soon after the last sync or the key's last
+            action.
     """
 
     enable_delay: timedelta = timedelta(seconds=30)
@@ -33,6 +35,7 @@ class Timers:
     restore_window: timedelta = timedelta(days=30)
     auto_purge_after: timedelta = timedelta(days=90)
     dual_auth_window: timedelta = timedelta(days=7)
+    sync_interval: timedelta = timedelta(hours=1)
 
     def __post_init__(self) -> None:
         for f in fields(self):

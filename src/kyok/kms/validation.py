@@ -33,6 +33,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeGuard
 
 from kyok.crypto.aead import OVERHEAD
 from kyok.kms.errors import InvalidField
@@ -398,6 +399,11 @@ def validate_ciphertext(ciphertext: object) -> bytes:
     return ciphertext
 
 
+def is_int_in(value: object, low: int, high: int) -> TypeGuard[int]:
+    """True if ``value`` is an ``int`` (not a ``bool``) from ``low`` to ``high`` inclusive."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def validate_page(limit: object, offset: object) -> tuple[int, int]:
     """Check paging parameters.
 
@@ -412,9 +418,9 @@ def validate_page(limit: object, offset: object) -> tuple[int, int]:
         InvalidField: ``limit`` not an int in 1-5,000 or ``offset`` not an int in
             0-2,147,483,647.
     """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIMIT_MAX:
+    if not is_int_in(limit, 1, LIMIT_MAX):
         raise InvalidField("limit", f"must be a whole number from 1 to {LIMIT_MAX}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= OFFSET_MAX:
+    if not is_int_in(offset, 0, OFFSET_MAX):
         raise InvalidField("offset", "must be a whole number from 0")
     return limit, offset
 

@@ -100,7 +100,7 @@ async def test_forbidden_is_403_golden(api: Api) -> None:
 
 
 async def test_unknown_route_and_method_are_in_the_envelope(api: Api) -> None:
-    r = await api.request("GET", "/api/v2/import_token")
+    r = await api.request("GET", "/api/v2/kmip_adapters")
     assert r.status_code == 404
     assert r.json()["resources"][0] == {
         "errorMsg": "Not Found: Request could not be processed: Please see `reasons` for more details (NOT_FOUND_ERR)",
@@ -116,7 +116,8 @@ async def test_unknown_route_and_method_are_in_the_envelope(api: Api) -> None:
     for path in (
         "/api/v2/keys/abc/policies",
         "/api/v2/instance/policies",
-        "/api/v2/keys_with_policy_overrides",
+        "/api/v2/instance/allowed_ip_port",
+        "/api/v2/kmip_adapters",
         "/nothing",
     ):
         r = await api.request("POST", path, json={})

@@ -15,8 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from kyok.api.app import create_app
 from kyok.auth.context import Grant
+from kyok.auth.principals import SYSTEM
 from kyok.auth.roles import Role
+from kyok.kms.policies import validate_instance_policy
 
 from ..conftest import Api, key_body
 
@@ -161,3 +164,43 @@ async def test_the_comparison_really_takes_two_paths(
     assert seen == [1]
     await _framework_only(api).post(f"/api/v2/keys/{key}/actions/wrap", headers=api.headers)
     assert seen == [1]
+
+
+async def test_network_policies_answer_alike_on_both_paths(api: Api) -> None:
+    """allowedIP (401) and allowedNetwork private-only (403) are enforced by the fast path as by
+    the ``Caller`` dependency, with the same answers."""
+    key = await _root_key(api, "policed")
+    body = json.dumps({"plaintext": base64.b64encode(b"p" * 32).decode()}).encode()
+    slow_client = _framework_only(api)
+    service = api.node.service
+    for policy, status in (
+        (validate_instance_policy("allowedIP", True, {"allowed_ip": ["10.0.0.0/8"]}), 401),
+        (validate_instance_policy("allowedIP", True, {"allowed_ip": ["127.0.0.1/32"]}), 200),
+    ):
+        service.set_instance_policies(SYSTEM, api.instance, [policy])
+        for action in ("wrap", "unwrap", "rewrap"):
+            content = body if action == "wrap" else None
+            fast, slow = await _both(api, slow_client, key, action, content, api.headers)
+            assert _comparable(fast) == _comparable(slow), (action, fast.text, slow.text)
+            if status == 401:
+                assert fast.status_code == 401, fast.text
+    # private-only from a public peer
+    service.set_instance_policies(
+        SYSTEM,
+        api.instance,
+        [
+            validate_instance_policy("allowedIP", False, None),
+            validate_instance_policy("allowedNetwork", True, {"allowed_network": "private-only"}),
+        ],
+    )
+    public = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(api.node), client=("198.51.100.1", 9)),
+        base_url="http://testserver",
+    )
+    r = await public.post(f"/api/v2/keys/{key}/actions/wrap", content=body, headers=api.headers)
+    assert r.status_code == 403
+    assert r.json()["resources"][0]["reasons"][0]["code"] == "CONFIG_RULE_CONFLICT_ERR"
+    ok = await api.client.post(
+        f"/api/v2/keys/{key}/actions/wrap", content=body, headers=api.headers
+    )
+    assert ok.status_code == 200  # loopback is private

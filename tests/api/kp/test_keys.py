@@ -161,15 +161,18 @@ async def test_material_field_errors_name_the_wire_field(api: Api) -> None:
     )
 
 
-async def test_import_tokens_and_policies_are_refused_as_not_implemented(api: Api) -> None:
-    fields = {"payload": b64(b"x" * 512), "encryptedNonce": b64(b"n" * 28), "iv": b64(b"i" * 12)}
-    r = await api.request("POST", "/api/v2/keys", json=key_body("tok", **fields))
-    assert r.status_code == 501
-    assert error_of(r)["code"] == "NOT_IMPLEMENTED_ERR"
-    r = await api.request(
-        "POST", "/api/v2/keys", json=key_body("pol", dualAuthDelete={"enabled": True})
-    )
-    assert r.status_code == 501
+async def test_policies_are_refused_on_plain_create(api: Api) -> None:
+    """Policy overrides belong to POST /keys_with_policy_overrides; POST /keys refuses them
+    rather than ignoring them."""
+    for field, value in (
+        ("dualAuthDelete", {"enabled": True}),
+        ("rotation", {"enabled": True, "interval_month": 3}),
+    ):
+        r = await api.request("POST", "/api/v2/keys", json=key_body("pol", **{field: value}))
+        assert r.status_code == 400 and error_of(r)["code"] == "BAD_BODY_ERR"
+        assert "keys_with_policy_overrides" in error_of(r)["message"]
+    listed = await api.request("GET", "/api/v2/keys")
+    assert listed.json()["resources"] == []
 
 
 # ------------------------------------------------------------------------ list and count

@@ -1,7 +1,5 @@
-"""The Key Protect v2 adapter (``/api/v2/...``): keys, actions, key rings, aliases, versions.
-
-Import tokens, policies, registrations and dual-authorisation actions come with later issues;
-until then they are not routed (404 in the error envelope).
+"""The Key Protect v2 adapter (``/api/v2/...``): keys, actions, key rings, aliases, versions,
+import tokens, key and instance policies, dual-authorisation actions, sync and registrations.
 """
 
 from __future__ import annotations
@@ -9,7 +7,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kyok.api.deps import CorrelationHeaders
-from kyok.api.kp import routes_actions, routes_aliases, routes_keys, routes_rings
+from kyok.api.kp import (
+    routes_actions,
+    routes_aliases,
+    routes_import_token,
+    routes_keys,
+    routes_policies,
+    routes_registrations,
+    routes_rings,
+)
 from kyok.api.kp._common import Media
 
 __all__ = ["Media", "build_router"]
@@ -25,9 +31,12 @@ def build_router(media: Media) -> APIRouter:
         The router.
     """
     router = APIRouter(prefix="/api/v2", tags=["Key Protect"], dependencies=[CorrelationHeaders])
-    # Static paths before templated ones that could match them.
+    # Static paths before templated ones that could match them (/keys/registrations).
     routes_rings.register(router, media)
+    routes_import_token.register(router, media)
+    routes_registrations.register(router, media)
     routes_keys.register(router, media)
+    routes_policies.register(router, media)
     routes_aliases.register(router, media)
     routes_actions.register(router, media)
     return router

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from kyok.api.responses import JSON, error_responses, json_response, no_content
 from kyok.auth.context import AuthContext
 from kyok.auth.roles import Permission
-from kyok.errors import KyokError
 from kyok.kms.keys import KeyView
 from kyok.kms.service import KeyService
 
@@ -23,7 +22,6 @@ __all__ = [
     "KeyRingHeader",
     "Media",
     "MediaTypes",
-    "NotSupportedYet",
     "PreferHeader",
     "authorize_key",
     "errors",
@@ -76,13 +74,6 @@ PreferHeader = Annotated[
         description="`return=representation` (default on create) or `return=minimal`",
     ),
 ]
-
-
-class NotSupportedYet(KyokError):
-    """A documented Key Protect feature this server does not offer yet (501, not retried)."""
-
-    code = "NOT_IMPLEMENTED_ERR"
-    status = 501
 
 
 def authorize_key(

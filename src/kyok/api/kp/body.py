@@ -5,6 +5,8 @@
 * Field names match case-insensitively (Go sends ``Tags`` and ``KeyRingID``).
 * Collections (``{"metadata": {...}, "resources": [...]}``) are checked: ``collectionTotal``
   must equal the number of resources (``COLLECTION_TOTAL_MISMATCH_ERR``).
+* Key material sent under an import token (``payload``, ``encryptedNonce``, ``iv``,
+  ``encryptionAlgorithm``) is decoded and bundled by :func:`wrapped_import`.
 
 Everything here raises ``kyok.kms.errors`` input errors (400) and nothing else.
 """
@@ -21,18 +23,23 @@ from typing import Any
 
 from kyok.errors import InvalidInput
 from kyok.kms.errors import BadBody, InvalidField, InvalidQueryParam
+from kyok.kms.imports import WrappedImport, validate_wrapped
+from kyok.kms.policies import KeyPolicySpec
 
 __all__ = [
+    "TOKEN_FIELDS",
     "CollectionTotalMismatch",
     "Fields",
     "NoBody",
     "collection_resources",
     "decode_b64",
+    "key_policy_spec",
     "parse_bool_param",
     "parse_int_param",
     "parse_json",
     "parse_prefer",
     "parse_time",
+    "wrapped_import",
 ]
 
 _BAD_BODY = (
@@ -210,6 +217,84 @@ def decode_b64(value: Any, name: str, *, what: str) -> bytes:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise InvalidField(name, f"must be {what}") from None
+
+
+#: The fields that make a key import (or an imported key's rotation) go through the token.
+TOKEN_FIELDS = ("encryptedNonce", "iv", "encryptionAlgorithm")
+
+
+def wrapped_import(fields: Fields) -> WrappedImport | None:
+    """The import-token fields of a key resource or a rotate body, checked and decoded.
+
+    Any of ``encryptedNonce``, ``iv`` or ``encryptionAlgorithm`` makes the request a token
+    import; then ``payload`` is the material encrypted to the token's public key.
+
+    Args:
+        fields: the resource or body.
+
+    Returns:
+        The bundled fields, or None when none of :data:`TOKEN_FIELDS` is given (a plain
+        ``payload``, if any, is the caller's to read).
+
+    Raises:
+        InvalidField: a field is not base64 (named by its wire name), or the service's checks
+            (``validate_wrapped``) refuse it.
+        BadBody: ``encryptedNonce`` without ``iv`` or the other way round.
+    """
+    if all(fields.value(name) is None for name in TOKEN_FIELDS):
+        return None
+
+    def decoded(name: str, what: str) -> bytes | None:
+        value = fields.value(name)
+        return None if value is None else decode_b64(value, name, what=what)
+
+    return validate_wrapped(
+        decoded("payload", "the base64 encoded key material, encrypted to the import token"),
+        decoded("encryptedNonce", "the base64 encoded encrypted nonce"),
+        decoded("iv", "the base64 encoded iv of the nonce encryption"),
+        fields.text("encryptionAlgorithm"),
+    )
+
+
+def key_policy_spec(rotation: Any, dual_auth_delete: Any) -> KeyPolicySpec | None:
+    """Key policies as a key resource or a policy resource carries them (reference §2.3).
+
+    Args:
+        rotation: ``{"enabled": bool, "interval_month": 1-12}`` or None; ``enabled`` defaults to
+            true when only ``interval_month`` is given (older Go clients send no ``enabled``).
+        dual_auth_delete: ``{"enabled": bool}`` or None.
+
+    Returns:
+        The spec, or None when neither is given.
+
+    Raises:
+        InvalidField: not objects, ``enabled`` not a boolean, an interval outside 1-12 (Go
+            sends -1 for "not given", to get this error).
+    """
+    if rotation is None and dual_auth_delete is None:
+        return None
+    rotation_enabled: Any = None
+    interval: Any = None
+    dual: Any = None
+    if rotation is not None:
+        if not isinstance(rotation, dict):
+            raise InvalidField("rotation", "must be an object: {enabled, interval_month}")
+        fields = Fields(rotation)
+        interval = fields.value("interval_month")
+        rotation_enabled = fields.value("enabled")
+        if rotation_enabled is None:
+            if interval is None:
+                raise InvalidField("rotation", "give enabled and interval_month")
+            rotation_enabled = True
+        if not isinstance(rotation_enabled, bool):
+            raise InvalidField("rotation", "enabled must be true or false")
+    if dual_auth_delete is not None:
+        if not isinstance(dual_auth_delete, dict):
+            raise InvalidField("dual_auth_delete", "must be an object: {enabled}")
+        dual = Fields(dual_auth_delete).value("enabled")
+        if not isinstance(dual, bool):
+            raise InvalidField("dual_auth_delete", "enabled must be true or false")
+    return KeyPolicySpec(rotation_enabled, interval, dual)
 
 
 _RFC3339 = re.compile(

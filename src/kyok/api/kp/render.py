@@ -1,31 +1,46 @@
-"""Domain results -> Key Protect JSON (reference §3, §4).
+"""Domain results -> Key Protect JSON (reference §2.3-§2.5, §2.8, §3, §4).
 
 Times are RFC 3339 UTC with ``Z`` and whole seconds, as Key Protect sends them. Every key
-carries ``type``, ``id``, ``state``, ``extractable``, ``keyRingID``, ``keyVersion`` and ``crn``;
-``payload`` only when the route passes the material.
+carries ``type``, ``id``, ``state``, ``extractable``, ``keyRingID``, ``keyVersion``, ``crn`` and
+``dualAuthDelete`` (``rotation`` when it has a rotation policy); ``payload`` only when the route
+passes the material.
+
+Key policies have no id of their own in kyok: a policy resource's ``id`` is a name-based UUID
+(v5) of the key and the policy type(s), stable across reads.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from kyok.kms.imports import ImportTokenView
 from kyok.kms.keys import KeyView
+from kyok.kms.registrations import RegistrationView
 from kyok.kms.results import RewrapResult, UnwrapResult, WrapResult
 
 __all__ = [
     "ALIAS_TYPE",
+    "ALLOWED_IP_METADATA_TYPE",
     "KEY_RING_TYPE",
     "KEY_TYPE",
     "KEY_VERSION_TYPE",
+    "POLICY_TYPE",
+    "REGISTRATION_TYPE",
     "alias_resource",
     "b64",
     "collection",
     "crn",
+    "import_token",
+    "instance_policy_resource",
+    "key_policy_resources",
     "key_resource",
     "key_ring_resource",
+    "registration_resource",
     "rewrap_result",
     "rfc3339",
     "unwrap_result",
@@ -37,6 +52,11 @@ KEY_TYPE = "application/vnd.ibm.kms.key+json"
 KEY_VERSION_TYPE = "application/vnd.ibm.kms.key.version+json"
 KEY_RING_TYPE = "application/vnd.ibm.kms.key_ring+json"
 ALIAS_TYPE = "application/vnd.ibm.kms.alias+json"
+POLICY_TYPE = "application/vnd.ibm.kms.policy+json"
+REGISTRATION_TYPE = "application/vnd.ibm.kms.registration+json"
+ALLOWED_IP_METADATA_TYPE = "application/vnd.ibm.kms.allowed_ip_metadata+json"
+
+_POLICY_IDS = uuid.UUID("6d0f5a3c-2b1e-4c7a-9f5e-8a3b1c2d4e5f")  # namespace of policy ids
 
 
 class _Version(Protocol):
@@ -64,6 +84,48 @@ class _Alias(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def created_by(self) -> str: ...
+
+
+class _KeyPolicy(Protocol):
+    """A stored key policy (``KeyPolicyRecord``)."""
+
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def policy_type(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def created_by(self) -> str: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def updated_by(self) -> str: ...
+    @property
+    def interval_months(self) -> int | None: ...
+
+
+class _InstancePolicy(Protocol):
+    """A stored instance policy (``InstancePolicyRecord``)."""
+
+    @property
+    def policy_type(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def attributes(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def created_by(self) -> str: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def updated_by(self) -> str: ...
 
 
 def rfc3339(moment: datetime) -> str:
@@ -148,9 +210,15 @@ def key_resource(view: KeyView, *, region: str, payload: bytes | None = None) ->
         "algorithmMode": "Deprecated",
         "lastUpdateDate": rfc3339(r.updated_at),
         "keyVersion": {"id": view.version_id, "creationDate": rfc3339(view.version_created_at)},
-        "dualAuthDelete": {"enabled": False},
+        "dualAuthDelete": _dual_auth(view),
         "deleted": view.deleted,
     }
+    policies = view.policies
+    if policies.rotation_enabled or policies.rotation_months is not None:
+        rotation: dict[str, Any] = {"enabled": policies.rotation_enabled}
+        if policies.rotation_months is not None:
+            rotation["interval_month"] = policies.rotation_months
+        out["rotation"] = rotation
     if r.description is not None:
         out["description"] = r.description
     if r.expires_at is not None:
@@ -175,6 +243,17 @@ def key_resource(view: KeyView, *, region: str, payload: bytes | None = None) ->
                 out[name] = rfc3339(moment)
     if payload is not None:
         out["payload"] = b64(payload)
+    return out
+
+
+def _dual_auth(view: KeyView) -> dict[str, Any]:
+    """``{"enabled"}``, plus ``keySetForDeletion`` and ``authExpiration`` when enabled."""
+    policies = view.policies
+    out: dict[str, Any] = {"enabled": policies.dual_auth_delete}
+    if policies.dual_auth_delete:
+        out["keySetForDeletion"] = policies.set_for_deletion
+        if policies.auth_expires_at is not None:
+            out["authExpiration"] = rfc3339(policies.auth_expires_at)
     return out
 
 
@@ -228,3 +307,120 @@ def rewrap_result(result: RewrapResult) -> dict[str, Any]:
         "keyVersion": {"id": result.key_version_id},
         "rewrappedKeyVersion": {"id": result.rewrapped_version_id},
     }
+
+
+def import_token(view: ImportTokenView, *, with_keys: bool) -> dict[str, Any]:
+    """An import token (flat, not a collection: reference §1.4).
+
+    Args:
+        view: the token.
+        with_keys: add ``payload`` (base64 of the PEM public key), ``nonce`` (base64) and
+            ``kyokHybridPublicKey`` (base64; kyok's extension), as a retrieval does.
+
+    Returns:
+        ``{"id", "creationDate", "expirationDate", "expiration", "maxAllowedRetrievals",
+        "remainingRetrievals"[, "payload", "nonce", "kyokHybridPublicKey"]}``.
+    """
+    r = view.record
+    out: dict[str, Any] = {
+        "id": r.id,
+        "creationDate": rfc3339(r.created_at),
+        "expirationDate": rfc3339(r.expires_at),
+        "expiration": int((r.expires_at - r.created_at).total_seconds()),
+        "maxAllowedRetrievals": r.max_retrievals,
+        "remainingRetrievals": r.remaining_retrievals,
+    }
+    if with_keys:
+        out["payload"] = b64(view.public_key_pem)
+        out["nonce"] = b64(view.nonce)
+        out["kyokHybridPublicKey"] = b64(view.hybrid_public_key)
+    return out
+
+
+def _policy_data(policy: _KeyPolicy) -> tuple[str, dict[str, Any]]:
+    if policy.policy_type == "rotation":
+        data: dict[str, Any] = {"enabled": policy.enabled}
+        if policy.interval_months is not None:
+            data["interval_month"] = policy.interval_months
+        return "rotation", data
+    return policy.policy_type, {"enabled": policy.enabled}
+
+
+def key_policy_resources(
+    policies: Sequence[_KeyPolicy], *, region: str, combine: bool
+) -> list[dict[str, Any]]:
+    """A key's policies as ``GET /keys/{id}/policies`` lists them (reference §2.3).
+
+    Args:
+        policies: the key's policies (all of one key).
+        region: for the key's CRN.
+        combine: put every policy in one resource (no ``?policy=``), as Key Protect's
+            ``GetMultipleKeyPoliciesResource``; else one resource per policy.
+
+    Returns:
+        The resources (none without policies).
+    """
+    groups = [list(policies)] if combine and policies else [[p] for p in policies]
+    out: list[dict[str, Any]] = []
+    for group in groups:
+        first = min(group, key=lambda p: p.created_at)
+        last = max(group, key=lambda p: p.updated_at)
+        types = ",".join(sorted(p.policy_type for p in group))
+        resource: dict[str, Any] = {
+            "id": str(uuid.uuid5(_POLICY_IDS, f"{first.instance_id}/{first.key_id}/{types}")),
+            "crn": crn(region, first.instance_id, first.key_id),
+            "type": POLICY_TYPE,
+            "createdBy": first.created_by,
+            "creationDate": rfc3339(first.created_at),
+            "updatedBy": last.updated_by,
+            "lastUpdateDate": rfc3339(last.updated_at),
+        }
+        for policy in sorted(group, key=lambda p: p.policy_type):
+            name, data = _policy_data(policy)
+            resource[name] = data
+        out.append(resource)
+    return out
+
+
+def instance_policy_resource(policy: _InstancePolicy) -> dict[str, Any]:
+    """An instance policy as ``GET /instance/policies`` lists it (reference §2.4).
+
+    ``policy_data.attributes`` appears when the policy has any (enabled policies of the types
+    that take attributes; ``keyCreateImportAccess`` always lists all five).
+    """
+    data: dict[str, Any] = {"enabled": policy.enabled}
+    attributes = json.loads(policy.attributes or "{}")
+    if attributes:
+        data["attributes"] = attributes
+    return {
+        "creationDate": rfc3339(policy.created_at),
+        "createdBy": policy.created_by,
+        "updatedBy": policy.updated_by,
+        "lastUpdated": rfc3339(policy.updated_at),
+        "policy_type": policy.policy_type,
+        "policy_data": data,
+    }
+
+
+def registration_resource(view: RegistrationView) -> dict[str, Any]:
+    """A registration (reference §2.8); ``description`` and ``registrationMetadata`` when set."""
+    r = view.record
+    version: dict[str, Any] = {"id": r.key_version_id}
+    if view.key_version_created_at is not None:
+        version["creationDate"] = rfc3339(view.key_version_created_at)
+    out: dict[str, Any] = {
+        "keyId": r.key_id,
+        "keyName": view.key_name,
+        "resourceCrn": r.resource_crn,
+        "createdBy": r.created_by,
+        "creationDate": rfc3339(r.created_at),
+        "updatedBy": r.updated_by,
+        "lastUpdated": rfc3339(r.updated_at),
+        "preventKeyDeletion": r.prevent_key_deletion,
+        "keyVersion": version,
+    }
+    if r.description is not None:
+        out["description"] = r.description
+    if r.registration_metadata is not None:
+        out["registrationMetadata"] = r.registration_metadata
+    return out

@@ -1,10 +1,9 @@
-"""Key actions (reference §2.2, §4): wrap, unwrap, rewrap, rotate, disable, enable.
+"""Key actions (reference §2.2, §4, §5): wrap, unwrap, rewrap, rotate (also with the import
+token), disable, enable, setKeyForDeletion, unsetKeyForDeletion, sync.
 
 Both forms are served: ``POST /keys/{id}/actions/<action>`` and the legacy
 ``POST /keys/{id}?action=<action>`` (which also accepts ``restore``). Bodies are parsed as JSON
 whatever their content type; a missing body, an empty one, ``null`` and ``{}`` are the same.
-Actions of later issues (``setKeyForDeletion``, ``unsetKeyForDeletion``, ``sync``) are not
-routed, so they answer 404 in the error envelope.
 """
 
 from __future__ import annotations
@@ -25,13 +24,12 @@ from kyok.api.kp._common import (
     KeyId,
     Media,
     MediaTypes,
-    NotSupportedYet,
     authorize_key,
     errors,
     json_response,
     no_content,
 )
-from kyok.api.kp.body import Fields, NoBody, decode_b64, parse_json
+from kyok.api.kp.body import Fields, NoBody, decode_b64, parse_json, wrapped_import
 from kyok.api.kp.render import rewrap_result, unwrap_result, wrap_result
 from kyok.api.kp.routes_keys import restore_key
 from kyok.api.operations import Operation, operation, set_operation
@@ -107,16 +105,16 @@ def rewrap(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) 
 
 @operation("Action could not be performed on key", "rotate")
 def rotate(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) -> Response:
-    """Give a root key a new version (imported keys: new `payload`); 204."""
+    """Give a root key a new version; 204. Imported keys need new material: `payload` in
+    plain, or with the import token (`payload`, `encryptedNonce`, `iv`,
+    `encryptionAlgorithm`)."""
     authorize_key(ctx, node.service, Permission.KEYS_ROTATE, id)
     fields = Fields(parse_json(raw))
-    for field in ("encryptedNonce", "iv", "encryptionAlgorithm"):
-        if fields.value(field) is not None:
-            raise NotSupportedYet(
-                "Rotating with an import token is not supported by this server yet", target=field
-            )
-    material = _optional_b64(fields, "payload", "base64 encoded key material")
-    node.service.rotate(ctx.principal, ctx.instance_id, id, material)
+    wrapped = wrapped_import(fields)
+    material = None
+    if wrapped is None:
+        material = _optional_b64(fields, "payload", "base64 encoded key material")
+    node.service.rotate(ctx.principal, ctx.instance_id, id, material, wrapped=wrapped)
     return no_content()
 
 
@@ -136,6 +134,37 @@ def enable(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) 
     return no_content()
 
 
+@operation("Key could not be set for deletion", "set_key_for_deletion")
+def set_key_for_deletion(
+    ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody
+) -> Response:
+    """Approve the deletion of a dual-authorisation key (valid 7 days); another principal may
+    then delete it. The body, if any, is ignored; 204."""
+    authorize_key(ctx, node.service, Permission.KEYS_SET_FOR_DELETION, id)
+    node.service.set_key_for_deletion(ctx.principal, ctx.instance_id, id)
+    return no_content()
+
+
+@operation("Key could not be unset for deletion", "unset_key_for_deletion")
+def unset_key_for_deletion(
+    ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody
+) -> Response:
+    """Withdraw the approval to delete a dual-authorisation key; 204."""
+    authorize_key(ctx, node.service, Permission.KEYS_UNSET_FOR_DELETION, id)
+    node.service.unset_key_for_deletion(ctx.principal, ctx.instance_id, id)
+    return no_content()
+
+
+@operation("Key resources could not be synced", "sync")
+def sync(ctx: Caller, node: Node, media: MediaTypes, id: KeyId, raw: RawBody) -> Response:
+    """Ask the services with resources registered under the key to catch up with it (kyok
+    records the request); 204. 409 `REQ_TOO_EARLY_ERR` within an hour of the last sync or of
+    the key's last lifecycle change."""
+    authorize_key(ctx, node.service, Permission.KEYS_SYNC, id)
+    node.service.sync(ctx.principal, ctx.instance_id, id)
+    return no_content()
+
+
 _Handler = Callable[..., Response]
 
 #: The legacy ``?action=`` names.
@@ -147,6 +176,9 @@ LEGACY: dict[str, _Handler] = {
     "disable": disable,
     "enable": enable,
     "restore": restore_key,
+    "setKeyForDeletion": set_key_for_deletion,
+    "unsetKeyForDeletion": unset_key_for_deletion,
+    "sync": sync,
 }
 
 
@@ -181,6 +213,7 @@ def _register_action(
     response_model: type[BaseModel] | None,
     errors_: tuple[int, ...],
     body_required: bool = False,
+    operation_id: str | None = None,
 ) -> None:
     responses = {
         status: openapi.response(response_model, "Done", media_type)
@@ -204,7 +237,7 @@ def _register_action(
         response_class=Response if status == 204 else Media().response_class(media_type),
         responses=responses,
         openapi_extra=extra,
-        operation_id=f"{name}_key",
+        operation_id=operation_id or f"{name}_key",
     )
 
 
@@ -232,12 +265,18 @@ def register(router: APIRouter, media: Media) -> None:
     )  # fmt: skip
     _register_action(
         router, "rotate", rotate, status=204, media_type=JSON,
-        request_model=models.RotateRequest, response_model=None, errors_=(501,),
+        request_model=models.RotateRequest, response_model=None, errors_=(),
     )  # fmt: skip
-    for name, handler in (("disable", disable), ("enable", enable)):
+    for name, handler, op_id in (
+        ("disable", disable, "disable_key"),
+        ("enable", enable, "enable_key"),
+        ("setKeyForDeletion", set_key_for_deletion, "set_key_for_deletion"),
+        ("unsetKeyForDeletion", unset_key_for_deletion, "unset_key_for_deletion"),
+        ("sync", sync, "sync_associated_resources"),
+    ):
         _register_action(
             router, name, handler, status=204, media_type=JSON,
-            request_model=None, response_model=None, errors_=(),
+            request_model=None, response_model=None, errors_=(), operation_id=op_id,
         )  # fmt: skip
     router.add_api_route(
         "/keys/{id}",
@@ -246,7 +285,10 @@ def register(router: APIRouter, media: Media) -> None:
         responses={
             200: {"description": "wrap, unwrap, rewrap: as the /actions form"},
             201: {"description": "restore: as POST /keys/{id}/restore"},
-            204: {"description": "rotate, disable, enable: as the /actions form"},
+            204: {
+                "description": "rotate, disable, enable, setKeyForDeletion, "
+                "unsetKeyForDeletion, sync: as the /actions form"
+            },
             **errors(404, 409, 410, 422),
         },
         deprecated=True,

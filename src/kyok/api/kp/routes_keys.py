@@ -1,5 +1,5 @@
-"""Keys (reference §2.1): create, list, count, get, metadata, move, delete, purge, restore,
-versions.
+"""Keys (reference §2.1, §5): create (generated, imported in plain or with the import token,
+with policy overrides), list, count, get, metadata, move, delete, purge, restore, versions.
 
 Each route parses, checks the caller's permission (reading the key first only when the caller's
 grants are scoped to rings or keys), makes one ``KeyService`` call and renders the result.
@@ -23,7 +23,6 @@ from kyok.api.kp._common import (
     KeyRingHeader,
     Media,
     MediaTypes,
-    NotSupportedYet,
     PreferHeader,
     authorize_key,
     errors,
@@ -34,11 +33,13 @@ from kyok.api.kp.body import (
     Fields,
     collection_resources,
     decode_b64,
+    key_policy_spec,
     parse_bool_param,
     parse_int_param,
     parse_json,
     parse_prefer,
     parse_time,
+    wrapped_import,
 )
 from kyok.api.kp.render import (
     KEY_TYPE,
@@ -51,7 +52,9 @@ from kyok.api.operations import Target, operation
 from kyok.auth.context import AuthContext, NotAllowed
 from kyok.auth.roles import Permission
 from kyok.kms.errors import BadBody, InvalidField, KeyDeleted, KeyNotFound, KeyStateConflict
+from kyok.kms.imports import WrappedImport
 from kyok.kms.keys import KeyView
+from kyok.kms.policies import KeyPolicySpec
 from kyok.kms.query import parse_key_query
 from kyok.kms.validation import DEFAULT_KEY_RING
 
@@ -76,21 +79,28 @@ class _NewKey:
     expires_at: datetime | None
     material: bytes | None
     key_ring_id: str | None
+    wrapped: WrappedImport | None
+    policies: KeyPolicySpec | None
 
 
-def _new_key(resource: Fields, ring_header: str | None) -> _NewKey:
-    for field in ("encryptedNonce", "iv", "encryptionAlgorithm"):
-        if resource.value(field) is not None:
-            raise NotSupportedYet(
-                "Importing keys with an import token is not supported by this server yet",
-                target=field,
-            )
-    for field in ("rotation", "dualAuthDelete"):
-        if resource.value(field) is not None:
-            raise NotSupportedYet("Key policies are not supported by this server yet", target=field)
-    payload = resource.value("payload")
+_OVERRIDES_ONLY = (
+    "{field} is accepted only by POST /api/v2/keys_with_policy_overrides: "
+    "create the key there, or set its policies with PUT /api/v2/keys/{{id}}/policies"
+)
+
+
+def _new_key(resource: Fields, ring_header: str | None, *, with_policies: bool) -> _NewKey:
+    policies = None
+    if with_policies:
+        policies = key_policy_spec(resource.value("rotation"), resource.value("dualAuthDelete"))
+    else:
+        for field in ("rotation", "dualAuthDelete"):
+            if resource.value(field) is not None:
+                raise BadBody(_OVERRIDES_ONLY.format(field=field))
+    wrapped = wrapped_import(resource)
     material = None
-    if payload is not None:
+    payload = resource.value("payload")
+    if wrapped is None and payload is not None:
         material = decode_b64(payload, "payload", what="base64 encoded key material")
         if not material:
             raise InvalidField("payload", "must not be empty")
@@ -106,6 +116,8 @@ def _new_key(resource: Fields, ring_header: str | None) -> _NewKey:
         expires_at=parse_time(resource.value("expirationDate"), "expirationDate"),
         material=material,
         key_ring_id=ring_header or body_ring,
+        wrapped=wrapped,
+        policies=policies,
     )
 
 
@@ -128,24 +140,21 @@ def _keys_response(
     return json_response(collection(KEY_TYPE, resources), status, media_type)
 
 
-@operation("Key could not be created", "create_key", _RING_TARGETS)
-def create_key(
-    ctx: Caller,
+def _create(
+    ctx: AuthContext,
     node: Node,
-    media: MediaTypes,
-    raw: RawBody,
-    x_kms_key_ring: KeyRingHeader = None,
-    prefer: PreferHeader = None,
+    raw: bytes,
+    ring_header: str | None,
+    prefer: str | None,
+    media_type: str,
+    *,
+    with_policies: bool,
 ) -> Response:
-    """Create a root key (`extractable: false`) or a standard key; import with `payload`.
-
-    Without `Prefer` (or with `return=representation`) the new key is returned in full,
-    standard keys with their `payload`; `return=minimal` leaves the payload out.
-    """
+    """Parse one key resource, check the permission on its ring, create it, render it."""
     resources = collection_resources(parse_json(raw), KEY_TYPE)
     if len(resources) != 1:
         raise BadBody("Only creation of one key per request is supported")
-    spec = _new_key(resources[0], x_kms_key_ring)
+    spec = _new_key(resources[0], ring_header, with_policies=with_policies)
     ring = spec.key_ring_id or DEFAULT_KEY_RING
     if not ctx.allows_instance_wide(Permission.KEYS_CREATE):
         ctx.require(Permission.KEYS_CREATE, key_ring_id=ring)
@@ -160,9 +169,46 @@ def create_key(
         expires_at=spec.expires_at,
         material=spec.material,
         key_ring_id=spec.key_ring_id,
+        wrapped=spec.wrapped,
+        policies=spec.policies,
     )
     payload = None if parse_prefer(prefer) == "minimal" else _payload(node, ctx, view)
-    return _keys_response(node, [view], 201, media.key, payload)
+    return _keys_response(node, [view], 201, media_type, payload)
+
+
+@operation("Key could not be created", "create_key", _RING_TARGETS)
+def create_key(
+    ctx: Caller,
+    node: Node,
+    media: MediaTypes,
+    raw: RawBody,
+    x_kms_key_ring: KeyRingHeader = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Create a root key (`extractable: false`) or a standard key; import with `payload`, or
+    with the import token (`payload`, `encryptedNonce`, `iv`, `encryptionAlgorithm`; root keys
+    only).
+
+    Without `Prefer` (or with `return=representation`) the new key is returned in full,
+    standard keys with their `payload`; `return=minimal` leaves the payload out. Policies
+    (`rotation`, `dualAuthDelete`) are refused here (400): see `keys_with_policy_overrides`.
+    """
+    return _create(ctx, node, raw, x_kms_key_ring, prefer, media.key, with_policies=False)
+
+
+@operation("Key could not be created", "create_key_with_policy_overrides", _RING_TARGETS)
+def create_key_with_policy_overrides(
+    ctx: Caller,
+    node: Node,
+    media: MediaTypes,
+    raw: RawBody,
+    x_kms_key_ring: KeyRingHeader = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Create a key as `POST /keys` does, with its own `rotation` (`{enabled, interval_month}`,
+    generated root keys only) and `dualAuthDelete` (`{enabled}`) policies, which override the
+    instance's."""
+    return _create(ctx, node, raw, x_kms_key_ring, prefer, media.key, with_policies=True)
 
 
 def _list_scope(ctx: AuthContext, ring_header: str | None) -> str | None:
@@ -314,7 +360,12 @@ def delete_key(
     force: Annotated[str | None, Query(description="true: delete despite registrations")] = None,
     prefer: PreferHeader = None,
 ) -> Response:
-    """Destroy a key (state 5). `Prefer: return=representation` returns it; else 204."""
+    """Destroy a key (state 5). `Prefer: return=representation` returns it; else 204.
+
+    409 `PROTECTED_RESOURCE_ERR` while resources are registered with the key (unless
+    `force=true`), `PREV_KEY_DEL_ERR` while one of them holds it (`preventKeyDeletion`, even
+    with force), `AUTHORIZATIONS_NOT_MET` for a dual-authorisation key without another
+    principal's `setKeyForDeletion`."""
     forced = parse_bool_param(force, "force")
     authorize_key(ctx, node.service, Permission.KEYS_DELETE, id)
     view = node.service.delete(ctx.principal, ctx.instance_id, id, force=forced)
@@ -387,7 +438,7 @@ def register(router: APIRouter, media: Media) -> None:
         response_class=media.response_class(media.key),
         responses={
             201: openapi.response(models.KeyCollection, "The new key", media.key),
-            **errors(404, 409, 501),
+            **errors(404, 409),
         },
         openapi_extra=openapi.request_body(
             models.KeyCreateBody,
@@ -396,6 +447,24 @@ def register(router: APIRouter, media: Media) -> None:
             description="One key in a collection (any Content-Type; field names in any case)",
         ),
         operation_id="create_key",
+    )
+    router.add_api_route(
+        "/keys_with_policy_overrides",
+        create_key_with_policy_overrides,
+        methods=["POST"],
+        status_code=201,
+        response_class=media.response_class(media.key),
+        responses={
+            201: openapi.response(models.KeyCollection, "The new key", media.key),
+            **errors(404, 409),
+        },
+        openapi_extra=openapi.request_body(
+            models.KeyWithPoliciesCreateBody,
+            [KEY_TYPE, JSON],
+            required=True,
+            description="One key in a collection (any Content-Type; field names in any case)",
+        ),
+        operation_id="create_key_with_policies_overrides",
     )
     router.add_api_route(
         "/keys",

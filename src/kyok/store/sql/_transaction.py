@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, Table, insert
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Table, and_, delete, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -93,6 +93,21 @@ class Transaction:
         if result.first() is None:
             raise AlreadyExists(f"{what} already exists")
 
+    def upsert(self, table: Table, values: Mapping[str, Any], *, what: str) -> None:
+        """Insert one row or, if its primary key is taken, replace that row's other columns.
+
+        ``INSERT ... ON CONFLICT (<primary key>) DO UPDATE`` on SQLite and PostgreSQL (atomic
+        even against a concurrent insert of the same key); elsewhere DELETE, then INSERT.
+        ``values`` must name every column.
+        """
+        statement = upsert_statement(self.dialect_name, table, values)
+        if statement is not None:
+            self.write(statement, what=what)
+            return
+        pk = and_(*(column == values[column.name] for column in table.primary_key.columns))
+        self.write(delete(table).where(pk), what=what)
+        self.write(insert(table).values(dict(values)), what=what)
+
 
 def insert_ignoring_conflicts(dialect_name: str, table: Table) -> Executable:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING <first primary key column>`` for ``table``.
@@ -106,3 +121,20 @@ def insert_ignoring_conflicts(dialect_name: str, table: Table) -> Executable:
     if dialect_name == "postgresql":
         return postgresql_insert(table).on_conflict_do_nothing().returning(first_pk)
     return insert(table).returning(first_pk)
+
+
+def upsert_statement(
+    dialect_name: str, table: Table, values: Mapping[str, Any]
+) -> Executable | None:
+    """``INSERT ... ON CONFLICT (<primary key>) DO UPDATE SET <other columns>`` of ``values``
+    into ``table``, or None on a dialect without it."""
+    pk = [column.name for column in table.primary_key.columns]
+    if dialect_name == "sqlite":
+        sqlite_stmt = sqlite_insert(table).values(dict(values))
+        changes = {k: sqlite_stmt.excluded[k] for k in values if k not in pk}
+        return sqlite_stmt.on_conflict_do_update(index_elements=pk, set_=changes)
+    if dialect_name == "postgresql":
+        postgresql_stmt = postgresql_insert(table).values(dict(values))
+        changes = {k: postgresql_stmt.excluded[k] for k in values if k not in pk}
+        return postgresql_stmt.on_conflict_do_update(index_elements=pk, set_=changes)
+    return None

@@ -44,6 +44,7 @@ def key_from_row(row: Row[Any]) -> KeyRecord:
         deleted_at=row.deleted_at,
         deleted_by=row.deleted_by,
         state_reason=row.state_reason,
+        last_synced_at=row.last_synced_at,
         row_version=row.row_version,
     )
 

@@ -1,0 +1,336 @@
+"""The audit event: one API call (or system action) that touched a key, a policy, a token, a
+principal or the crypto unit, successful or not, in a CADF-like shape.
+
+JSON form (``AuditEvent.to_json``; every member is always present, ``null`` where empty)::
+
+    {
+      "instanceId":    "<instance id>",
+      "seq":           0,                      # per instance, from 0, no gaps
+      "eventTime":     "2026-01-15T09:00:00.000000Z",
+      "action":        "kms.secrets.wrap",
+      "outcome":       "success" | "failure",
+      "reason":        {"reasonCode": "KEY_NOT_FOUND_ERR" | null, "status": 404 | null},
+      "initiator":     {"id": "...", "typeURI": "service",
+                        "credential": {"type": "api_key" | "token" | "admin_signature" | "system"},
+                        "host": {"address": "192.0.2.10" | null}},
+      "target":        {"id": "...", "name": "..." | null, "typeURI": "kms/key",
+                        "keyVersion": "..." | null},
+      "correlationId": "..." | null,
+      "requestId":     "..." | null,
+      "detail":        [["name", "value"], ...]
+    }
+
+**Never a secret.** An event never holds key material, a plaintext, a ciphertext, a wrapped
+key, an API key, a token, a passphrase or a signature over secret data. No validator can tell a
+secret from an id, so the rule is enforced by shape instead: every field is a short string (ids
+and names at most 256 characters, ``detail`` values at most 256, no control characters), and a
+value that must be correlated without being revealed (an API key's id, a client address that is
+itself sensitive) goes through :func:`correlation_hash`, a keyed hash.
+
+The bytes that are hashed into the chain are ``canonical_json(event.to_json())``
+(:meth:`AuditEvent.canonical_bytes`); :meth:`AuditEvent.from_json` is strict (no unknown or
+missing members, exact types), so ``to_json(from_json(x)) == x`` for every accepted ``x``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cryptography.hazmat.primitives import hashes, hmac
+
+from kyok.crypto.encoding import canonical_json, lp
+
+__all__ = [
+    "CREDENTIAL_KINDS",
+    "MAX_DETAIL_VALUE",
+    "MAX_ID",
+    "OUTCOMES",
+    "AuditEvent",
+    "Initiator",
+    "Target",
+    "correlation_hash",
+    "format_time",
+    "parse_time",
+]
+
+OUTCOMES: Final = ("success", "failure")
+CREDENTIAL_KINDS: Final = ("api_key", "token", "admin_signature", "system")
+MAX_ID: Final = 256
+MAX_DETAIL_VALUE: Final = 256
+MAX_DETAIL_ITEMS: Final = 32
+CORRELATION_LABEL: Final = b"kyok/audit/correlate/v1"
+
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+_ACTION_RE = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def format_time(when: datetime) -> str:
+    """``when`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, microseconds)."""
+    if when.tzinfo is None:
+        raise ValueError("audit times are timezone-aware")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: object, what: str = "time") -> datetime:
+    """Parse a time written by :func:`format_time` (and only that form).
+
+    Raises:
+        ValueError: ``text`` is not exactly in that form.
+    """
+    if not isinstance(text, str) or not _TIME_RE.fullmatch(text):
+        raise ValueError(f"{what} is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{what} is not a valid time") from None
+
+
+def correlation_hash(key: bytes, value: str) -> str:
+    """A keyed hash of ``value`` for events: equal values correlate, the value is not revealed.
+
+    ``hex(HMAC-SHA256(key, "kyok/audit/correlate/v1" || lp(utf8(value))))[:32]``; ``key`` is a
+    per-instance secret of at least 16 bytes that never appears in the ledger.
+    """
+    if len(key) < 16:
+        raise ValueError("the correlation key is at least 16 bytes")
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(CORRELATION_LABEL + lp(value.encode("utf-8")))
+    return mac.finalize().hex()[:32]
+
+
+def _text(value: object, what: str, *, optional: bool = False, limit: int = MAX_ID) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string")
+    if not value and not optional:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"{what} is longer than {limit} characters")
+    if _CONTROL_RE.search(value):
+        raise ValueError(f"{what} holds a control character")
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class Initiator:
+    """Who made the call.
+
+    Attributes:
+        id: the principal id (``kyok-system`` for the service itself).
+        type: the kind of principal (``user``, ``service``, ``admin``, ``system``, …).
+        credential: how it authenticated: one of :data:`CREDENTIAL_KINDS`.
+        address: the client address, if known.
+    """
+
+    id: str
+    type: str
+    credential: str
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        _text(self.id, "initiator id")
+        _text(self.type, "initiator type", limit=64)
+        if self.credential not in CREDENTIAL_KINDS:
+            raise ValueError(f"credential must be one of {', '.join(CREDENTIAL_KINDS)}")
+        _text(self.address, "initiator address", optional=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the call was about.
+
+    Attributes:
+        id: the object's id (for a failed lookup: the id that was asked for).
+        type: the kind of object (``kms/key``, ``kms/instance``, ``kms/policy``, ``auth/token``,
+            ``auth/principal``, ``unit``, …).
+        name: a human name, if it has one (key name, alias).
+        key_version: the key version used or made, if any.
+    """
+
+    id: str
+    type: str
+    name: str | None = None
+    key_version: str | None = None
+
+    def __post_init__(self) -> None:
+        _text(self.id, "target id")
+        _text(self.type, "target type", limit=64)
+        _text(self.name, "target name", optional=True)
+        _text(self.key_version, "target key version", optional=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audited call. Immutable; validated on construction (``ValueError``/``TypeError``).
+
+    Attributes:
+        instance_id: the instance whose ledger holds the event.
+        seq: its position in that ledger (0, 1, 2, … without gaps).
+        event_time: when it happened (aware; stored as UTC with microseconds).
+        action: dotted lowercase name, e.g. ``kms.secrets.wrap``, ``kms.keys.rotate``.
+        outcome: ``success`` or ``failure``.
+        reason_code: the error code of a failure (``KEY_NOT_FOUND_ERR``), or None.
+        status: the HTTP-like status of the result, or None.
+        initiator: who.
+        target: on what.
+        correlation_id: ties events of one logical operation together (client supplied).
+        request_id: the id of the HTTP request (or job) that caused it.
+        detail: further short, non-secret facts as ``(name, value)`` pairs (names unique).
+    """
+
+    instance_id: str
+    seq: int
+    event_time: datetime
+    action: str
+    outcome: str
+    initiator: Initiator
+    target: Target
+    reason_code: str | None = None
+    status: int | None = None
+    correlation_id: str | None = None
+    request_id: str | None = None
+    detail: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        _text(self.instance_id, "instance id")
+        if not _int(self.seq) or self.seq < 0:
+            raise ValueError("seq must be an integer >= 0")
+        if not isinstance(self.event_time, datetime) or self.event_time.tzinfo is None:
+            raise ValueError("event_time must be a timezone-aware datetime")
+        object.__setattr__(self, "event_time", self.event_time.astimezone(UTC))
+        if not isinstance(self.action, str) or not _ACTION_RE.fullmatch(self.action):
+            raise ValueError("action must be a dotted lowercase name such as kms.secrets.wrap")
+        if len(self.action) > 128:
+            raise ValueError("action is longer than 128 characters")
+        if self.outcome not in OUTCOMES:
+            raise ValueError("outcome must be 'success' or 'failure'")
+        _text(self.reason_code, "reason code", optional=True, limit=64)
+        if self.status is not None and (not _int(self.status) or not 100 <= self.status <= 599):
+            raise ValueError("status must be an integer from 100 to 599")
+        if not isinstance(self.initiator, Initiator) or not isinstance(self.target, Target):
+            raise TypeError("initiator and target must be Initiator and Target")
+        _text(self.correlation_id, "correlation id", optional=True)
+        _text(self.request_id, "request id", optional=True)
+        detail = tuple(tuple(pair) for pair in self.detail)
+        if len(detail) > MAX_DETAIL_ITEMS:
+            raise ValueError(f"detail holds more than {MAX_DETAIL_ITEMS} items")
+        seen: set[str] = set()
+        for pair in detail:
+            if len(pair) != 2:
+                raise ValueError("detail items are (name, value) pairs")
+            name, value = pair
+            if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+                raise ValueError("detail names are short identifiers")
+            if name in seen:
+                raise ValueError(f"detail name {name!r} appears twice")
+            seen.add(name)
+            _text(value, f"detail {name}", optional=False, limit=MAX_DETAIL_VALUE)
+        object.__setattr__(self, "detail", detail)
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a JSON object (the shape in the module docstring)."""
+        return {
+            "instanceId": self.instance_id,
+            "seq": self.seq,
+            "eventTime": format_time(self.event_time),
+            "action": self.action,
+            "outcome": self.outcome,
+            "reason": {"reasonCode": self.reason_code, "status": self.status},
+            "initiator": {
+                "id": self.initiator.id,
+                "typeURI": self.initiator.type,
+                "credential": {"type": self.initiator.credential},
+                "host": {"address": self.initiator.address},
+            },
+            "target": {
+                "id": self.target.id,
+                "name": self.target.name,
+                "typeURI": self.target.type,
+                "keyVersion": self.target.key_version,
+            },
+            "correlationId": self.correlation_id,
+            "requestId": self.request_id,
+            "detail": [[name, value] for name, value in self.detail],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes the chain hashes: ``canonical_json(self.to_json())``."""
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, obj: object) -> AuditEvent:
+        """Parse :meth:`to_json`'s shape, strictly.
+
+        Raises:
+            ValueError: a member is missing, unknown, of the wrong type or out of range.
+        """
+        o = _members(obj, "event", _EVENT_KEYS)
+        reason = _members(o["reason"], "reason", {"reasonCode", "status"})
+        ini = _members(o["initiator"], "initiator", {"id", "typeURI", "credential", "host"})
+        cred = _members(ini["credential"], "initiator.credential", {"type"})
+        host = _members(ini["host"], "initiator.host", {"address"})
+        tgt = _members(o["target"], "target", {"id", "name", "typeURI", "keyVersion"})
+        detail = o["detail"]
+        if not isinstance(detail, list) or not all(
+            isinstance(d, list) and len(d) == 2 for d in detail
+        ):
+            raise ValueError("detail must be a list of [name, value] pairs")
+        if not _int(o["seq"]) or (reason["status"] is not None and not _int(reason["status"])):
+            raise ValueError("seq and status must be integers")
+        try:
+            return cls(
+                instance_id=o["instanceId"],
+                seq=o["seq"],
+                event_time=parse_time(o["eventTime"], "eventTime"),
+                action=o["action"],
+                outcome=o["outcome"],
+                reason_code=reason["reasonCode"],
+                status=reason["status"],
+                initiator=Initiator(ini["id"], ini["typeURI"], cred["type"], host["address"]),
+                target=Target(tgt["id"], tgt["typeURI"], tgt["name"], tgt["keyVersion"]),
+                correlation_id=o["correlationId"],
+                request_id=o["requestId"],
+                detail=tuple((d[0], d[1]) for d in detail),
+            )
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+_EVENT_KEYS: Final = frozenset(
+    {
+        "instanceId",
+        "seq",
+        "eventTime",
+        "action",
+        "outcome",
+        "reason",
+        "initiator",
+        "target",
+        "correlationId",
+        "requestId",
+        "detail",
+    }
+)
+
+
+def _members(obj: object, what: str, keys: set[str] | frozenset[str]) -> Mapping[str, Any]:
+    """``obj`` as a mapping with exactly ``keys`` (else ``ValueError`` naming what differs)."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what} must be an object")
+    missing = sorted(set(keys) - obj.keys())
+    extra = sorted(str(k) for k in obj.keys() - set(keys))
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(missing)}")
+    if extra:
+        raise ValueError(f"{what} has unknown members: {', '.join(extra)}")
+    return obj
