@@ -19,6 +19,10 @@ the file, which wins over the defaults. :data:`ENV_VARS` is the one table of var
     region = "local"                       # KYOK_REGION: the region part of key CRNs
     vendor_content_types = true            # KYOK_VENDOR_CONTENT_TYPES
     max_body_bytes = 1048576               # KYOK_MAX_BODY_BYTES
+    import_token_rsa_bits = 4096           # KYOK_IMPORT_TOKEN_RSA_BITS (2048, 3072 or 4096)
+    private_networks = ["10.0.0.0/8"]      # KYOK_PRIVATE_NETWORKS (comma list): callers that are
+                                           # "private" to allowedNetwork private-only; default:
+                                           # loopback, RFC 1918, fc00::/7, link-local
 
     [timers]                               # KYOK_TIMER_<NAME>, e.g. KYOK_TIMER_ENABLE_DELAY=0s
     enable_delay = "30s"
@@ -28,6 +32,7 @@ the file, which wins over the defaults. :data:`ENV_VARS` is the one table of var
     restore_window = "30d"
     auto_purge_after = "90d"
     dual_auth_window = "7d"
+    sync_interval = "1h"
 
     [scheduler]
     interval = "60s"                       # KYOK_SCHEDULER_INTERVAL (0s: no scheduler)
@@ -36,11 +41,23 @@ the file, which wins over the defaults. :data:`ENV_VARS` is the one table of var
     access_ttl = "1h"                      # KYOK_ACCESS_TOKEN_TTL
     refresh_ttl = "1d"                     # KYOK_REFRESH_TOKEN_TTL
 
+    [audit]                                # KYOK_AUDIT_<NAME>, e.g. KYOK_AUDIT_JSONL_PATH
+    checkpoint_every_events = 1000         # sign a checkpoint after this many events...
+    checkpoint_every_seconds = 60          # ...or when the last one is this old
+    max_batch = 2000                       # most events in one group commit
+    jsonl_path = "/var/log/kyok/audit.jsonl"   # also copy every event here (default: none)
+    syslog_host = "logs.example"           # also send it to syslog over mutual TLS (RFC 5425)
+    syslog_port = 6514
+    syslog_ca = "/etc/kyok/syslog-ca.pem"
+    syslog_cert = "/etc/kyok/syslog-client.pem"
+    syslog_key = "/etc/kyok/syslog-client.key"
+
 Durations are seconds (a number) or a number with a unit: ``ms``, ``s``, ``m``, ``h``, ``d``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -49,11 +66,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "DEFAULT_PORT",
+    "DEFAULT_PRIVATE_NETWORKS",
     "ENV_VARS",
+    "AuditSettings",
     "Duration",
     "SchedulerSettings",
     "SealKind",
@@ -69,6 +88,21 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 #: kyok's default port (Vault uses 8200 too; both are meant to be moved in production).
 DEFAULT_PORT = 8200
+
+#: Networks that count as private for the ``allowedNetwork: private-only`` instance policy:
+#: loopback, RFC 1918, IPv6 unique-local (fc00::/7) and link-local addresses.
+DEFAULT_PRIVATE_NETWORKS: tuple[str, ...] = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+    "169.254.0.0/16",
+    "fe80::/10",
+)
+#: The RSA sizes an import token may have.
+IMPORT_TOKEN_RSA_BITS = (2048, 3072, 4096)
 
 _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -104,6 +138,13 @@ def parse_duration(value: object) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+def _cidr_list(value: object) -> object:
+    """A comma-separated string (from the environment) becomes a list; lists stay."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -126,6 +167,36 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="largest request body accepted"
     )
+    import_token_rsa_bits: int = Field(
+        default=4096,
+        description="size of the RSA key of new import tokens: 2048, 3072 or 4096 (Key "
+        "Protect's); smaller ones are quicker to make (tests)",
+    )
+    private_networks: Annotated[tuple[str, ...], BeforeValidator(_cidr_list)] = Field(
+        default=DEFAULT_PRIVATE_NETWORKS,
+        description="CIDRs whose callers count as private for the allowedNetwork "
+        "private-only instance policy (the socket peer's address is checked)",
+    )
+
+    @field_validator("import_token_rsa_bits")
+    @classmethod
+    def _rsa_bits(cls, value: int) -> int:
+        if value not in IMPORT_TOKEN_RSA_BITS:
+            raise ValueError("import_token_rsa_bits must be 2048, 3072 or 4096")
+        return value
+
+    @field_validator("private_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        normal: list[str] = []
+        for item in value:
+            try:
+                network = str(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"private_networks: {item!r} is not a CIDR") from None
+            if network not in normal:
+                normal.append(network)
+        return tuple(normal)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
@@ -149,10 +220,12 @@ class TimerSettings(_Section):
     restore_window: Duration = timedelta(days=30)
     auto_purge_after: Duration = timedelta(days=90)
     dual_auth_window: Duration = timedelta(days=7)
+    sync_interval: Duration = timedelta(hours=1)
 
 
 class SchedulerSettings(_Section):
-    """The background job that deactivates expired keys and purges overdue ones."""
+    """The background job that deactivates expired keys, purges overdue ones, rotates keys whose
+    rotation policy is due and removes expired import tokens."""
 
     interval: Duration = Field(
         default=timedelta(seconds=60), description="time between runs; 0 turns it off"
@@ -169,6 +242,38 @@ class TokenSettings(_Section):
         default=timedelta(days=1),
         description="how long a session lasts after its API key was presented",
     )
+
+
+class AuditSettings(_Section):
+    """The audit ledger: checkpoints, group commit and where copies of it are sent."""
+
+    checkpoint_every_events: int = Field(
+        default=1000, ge=1, description="sign a checkpoint after this many events"
+    )
+    checkpoint_every_seconds: float = Field(
+        default=60.0, gt=0, description="...or when the last one is this old"
+    )
+    max_batch: int = Field(default=2000, ge=1, description="most events in one group commit")
+    jsonl_path: Path | None = Field(
+        default=None, description="also append every event to this JSON Lines file (0600)"
+    )
+    syslog_host: str | None = Field(
+        default=None, description="also send every event to this syslog receiver (RFC 5425 TLS)"
+    )
+    syslog_port: int = Field(default=6514, ge=1, le=65535)
+    syslog_ca: Path | None = Field(default=None, description="CA that signed the receiver's cert")
+    syslog_cert: Path | None = Field(default=None, description="client certificate (PEM)")
+    syslog_key: Path | None = Field(default=None, description="client private key (PEM)")
+
+    @model_validator(mode="after")
+    def _syslog_files(self) -> AuditSettings:
+        if self.syslog_host is not None and None in (
+            self.syslog_ca,
+            self.syslog_cert,
+            self.syslog_key,
+        ):
+            raise ValueError("audit.syslog_host needs syslog_ca, syslog_cert and syslog_key")
+        return self
 
 
 class Settings(BaseModel):
@@ -191,6 +296,7 @@ class Settings(BaseModel):
     timers: TimerSettings = TimerSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     tokens: TokenSettings = TokenSettings()
+    audit: AuditSettings = AuditSettings()
 
     @property
     def resolved_database_url(self) -> str:
@@ -271,13 +377,24 @@ ENV_VARS: Mapping[str, str] = {
     "KYOK_REGION": "server.region",
     "KYOK_VENDOR_CONTENT_TYPES": "server.vendor_content_types",
     "KYOK_MAX_BODY_BYTES": "server.max_body_bytes",
+    "KYOK_IMPORT_TOKEN_RSA_BITS": "server.import_token_rsa_bits",
+    "KYOK_PRIVATE_NETWORKS": "server.private_networks",
     **{f"KYOK_TIMER_{name.upper()}": f"timers.{name}" for name in TimerSettings.model_fields},
     "KYOK_SCHEDULER_INTERVAL": "scheduler.interval",
     "KYOK_ACCESS_TOKEN_TTL": "tokens.access_ttl",
     "KYOK_REFRESH_TOKEN_TTL": "tokens.refresh_ttl",
+    **{f"KYOK_AUDIT_{name.upper()}": f"audit.{name}" for name in AuditSettings.model_fields},
 }
 
-_FILE_PATHS = ("data_dir", "server.tls_cert", "server.tls_key")
+_FILE_PATHS = (
+    "data_dir",
+    "server.tls_cert",
+    "server.tls_key",
+    "audit.jsonl_path",
+    "audit.syslog_ca",
+    "audit.syslog_cert",
+    "audit.syslog_key",
+)
 
 
 def _put(values: dict[str, Any], dotted: str, value: object) -> None:

@@ -42,10 +42,11 @@ from fastapi import FastAPI
 
 from kyok.api.app import create_app
 from kyok.auth import AuthContext, AuthService
-from kyok.auth.principals import SYSTEM
+from kyok.auth.principals import SYSTEM, Principal, PrincipalKind
 from kyok.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from kyok.bootstrap import Node, open_node
 from kyok.clock import FakeClock
+from kyok.kms.policies import KeyPolicySpec, validate_instance_policy
 from kyok.settings import Settings
 from live_server import ZERO_TIMERS
 
@@ -54,8 +55,9 @@ pytestmark = pytest.mark.anyio
 # ============================================================================ §7, by hand
 
 READER, READER_PLUS, WRITER, MANAGER = "Reader", "ReaderPlus", "Writer", "Manager"
-KEY_PURGE, INSTANCE_ADMIN = "KeyPurge", "KyokInstanceAdmin"
-ROLES = (READER, READER_PLUS, WRITER, MANAGER, KEY_PURGE, INSTANCE_ADMIN)
+KEY_PURGE, INSTANCE_ADMIN, AUDITOR = "KeyPurge", "KyokInstanceAdmin", "KyokAuditor"
+ROLES = (READER, READER_PLUS, WRITER, MANAGER, KEY_PURGE, INSTANCE_ADMIN, AUDITOR)
+INSTANCE_ONLY = (INSTANCE_ADMIN, AUDITOR)  # roles only ever granted on the instance
 NO_ROLE = "(no role)"  # an authenticated principal without any binding
 ANONYMOUS = "(no token)"
 CALLERS = (*ROLES, NO_ROLE)
@@ -107,6 +109,9 @@ SECTION_7: dict[str, frozenset[str]] = {
     "kms.instancepolicies.write": MANAGERS,
     # list registrations
     "kms.registrations.list": READERS,
+    # Not in §7: create/update/delete registrations are "services only". kyok asks for Writer
+    # (a key-scoped permission) and the key service for a service principal.
+    "kms.registrations.write": WRITERS,
     # purge
     "kms.secrets.purge": PURGERS,
     # Not in §7. Aliases: §7 is silent; they are key metadata like tags, and IBM's alias
@@ -115,6 +120,8 @@ SECTION_7: dict[str, frozenset[str]] = {
     "kms.secrets.deletealias": WRITERS,
     # kyok's own: principals, API keys, role bindings (docs/api-kyok.md)
     "kyok.principals.manage": ADMINS,
+    # kyok's own: reading the audit ledger (Managers, and auditors who may do nothing else)
+    "kyok.audit.read": frozenset({MANAGER, AUDITOR}),
 }
 
 # ============================================================================ the world
@@ -175,6 +182,7 @@ class World:
         aliases: tuple[str, ...] = (),
         instance: str | None = None,
         name: str | None = None,
+        dual_auth: bool = False,
     ) -> str:
         """A new key (made directly through the key service, as the administrator)."""
         inst = instance or self.instance
@@ -185,6 +193,7 @@ class World:
             extractable=extractable,
             aliases=aliases,
             key_ring_id=ring,
+            policies=KeyPolicySpec(dual_auth_delete=True) if dual_auth else None,
         )
         if state == "disabled":
             self.node.service.disable(self.admin.principal, inst, view.id)
@@ -221,7 +230,13 @@ def _principal(
 def _open(tmp: Path, clock: FakeClock) -> Node:
     settings = Settings.load(
         env={},
-        overrides={"data_dir": tmp, "seal": "dev", "scheduler.interval": "0s", **ZERO_TIMERS},
+        overrides={
+            "data_dir": tmp,
+            "seal": "dev",
+            "scheduler.interval": "0s",
+            "server.import_token_rsa_bits": 2048,
+            **ZERO_TIMERS,
+        },
     )
     return open_node(settings, clock=clock)
 
@@ -246,12 +261,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ring_tokens = {
         role: _principal(auth, admin, f"mx-ring-{role}", [(role, "key_ring:ring-own")])[1]
         for role in ROLES
-        if role != INSTANCE_ADMIN  # only ever granted on the instance
+        if role not in INSTANCE_ONLY  # only ever granted on the instance
     }
     key_principals = {
         role: _principal(auth, admin, f"mx-key-{role}", [])
         for role in ROLES
-        if role != INSTANCE_ADMIN
+        if role not in INSTANCE_ONLY
     }
     other_token = _token(auth, auth.bootstrap_admin(other))
     w = World(
@@ -342,11 +357,12 @@ def _on_key(
     *,
     state: str = "active",
     extractable: bool = False,
+    dual_auth: bool = False,
     body: Callable[[World, str], Any] | None = None,
     query: str = "",
 ) -> Prepare:
     def prepare(w: World, ring: str | None) -> Req:
-        key = w.key(ring, state=state, extractable=extractable)
+        key = w.key(ring, state=state, extractable=extractable, dual_auth=dual_auth)
         payload = body(w, key) if body else None
         return Req(method, f"/api/v2/keys/{key}{suffix}{query}", json=payload, key_id=key)
 
@@ -406,6 +422,44 @@ def _import_key(w: World, ring: str | None) -> Req:
     return req
 
 
+def _create_key_with_policies(w: World, ring: str | None) -> Req:
+    req = _create_key(w, ring)
+    req.url = "/api/v2/keys_with_policy_overrides"
+    req.json["resources"][0]["dualAuthDelete"] = {"enabled": True}
+    req.json["resources"][0]["rotation"] = {"enabled": True, "interval_month": 6}
+    return req
+
+
+def _get_import_token(w: World, ring: str | None) -> Req:
+    w.node.import_tokens.create(w.admin.principal, w.instance, max_retrievals=1)
+    return Req("GET", "/api/v2/import_token")
+
+
+def _key_policies(w: World, key: str) -> Any:
+    resource = {"type": POLICY, "rotation": {"enabled": True, "interval_month": 3}}
+    return {"metadata": {"collectionType": POLICY, "collectionTotal": 1}, "resources": [resource]}
+
+
+def _instance_policies() -> Any:
+    resource = {"policy_type": "metrics", "policy_data": {"enabled": True}}
+    return {"metadata": {"collectionType": POLICY, "collectionTotal": 1}, "resources": [resource]}
+
+
+CRN = "crn:v1:bluemix:public:cloud-object-storage:global:a%2Fmatrix:bucket-{}:bucket:b"
+SERVICE = Principal("mx-service", PrincipalKind.SERVICE)
+
+
+def _registration(method: str, *, existing: bool, body: Any = None) -> Prepare:
+    def prepare(w: World, ring: str | None) -> Req:
+        key = w.key(ring)
+        crn = CRN.format(next(w.counter))
+        if existing:
+            w.node.service.create_registration(SERVICE, w.instance, key, crn.replace("%2F", "/"))
+        return Req(method, f"/api/v2/keys/{key}/registrations/{crn}", json=body, key_id=key)
+
+    return prepare
+
+
 def _new_ring(w: World, ring: str | None) -> Req:
     return Req("POST", f"/api/v2/key_rings/{w.unique('mx-ring')}")
 
@@ -442,6 +496,8 @@ def _delete_binding(w: World, ring: str | None) -> Req:
 
 
 K = "/api/v2/keys/{id}"
+POLICY = "application/vnd.ibm.kms.policy+json"
+REG = K + "/registrations/{urlEncodedResourceCRN}"
 
 ROWS: tuple[Row, ...] = (
     # ------------------------------------------------------------------ keys
@@ -449,6 +505,7 @@ ROWS: tuple[Row, ...] = (
     Row("HEAD", "/api/v2/keys", "kms.secrets.list", COLLECTION, 200, _list("HEAD")),
     Row("POST", "/api/v2/keys", "kms.secrets.create", COLLECTION, 201, _create_key),
     Row("POST", "/api/v2/keys", "kms.secrets.create", COLLECTION, 201, _import_key, " (import)"),
+    Row("POST", "/api/v2/keys_with_policy_overrides", "kms.secrets.create", COLLECTION, 201, _create_key_with_policies),
     Row("GET", K, "kms.secrets.read", KEY, 200, _on_key("GET", extractable=True)),
     Row("GET", K + "/metadata", "kms.secrets.readmetadata", KEY, 200, _on_key("GET", "/metadata")),
     Row("GET", K + "/versions", "kms.secrets.listkeyversions", KEY, 200, _on_key("GET", "/versions")),
@@ -463,6 +520,11 @@ ROWS: tuple[Row, ...] = (
     Row("POST", K + "/actions/rotate", "kms.secrets.rotate", KEY, 204, _on_key("POST", "/actions/rotate")),
     Row("POST", K + "/actions/disable", "kms.secrets.disable", KEY, 204, _on_key("POST", "/actions/disable")),
     Row("POST", K + "/actions/enable", "kms.secrets.enable", KEY, 204, _on_key("POST", "/actions/enable", state="disabled")),
+    Row("POST", K + "/actions/setKeyForDeletion", "kms.secrets.setkeyfordeletion", KEY, 204,
+        _on_key("POST", "/actions/setKeyForDeletion", dual_auth=True)),
+    Row("POST", K + "/actions/unsetKeyForDeletion", "kms.secrets.unsetkeyfordeletion", KEY, 204,
+        _on_key("POST", "/actions/unsetKeyForDeletion", dual_auth=True)),
+    Row("POST", K + "/actions/sync", "kms.secrets.sync", KEY, 204, _on_key("POST", "/actions/sync")),
     # ------------------------------------------------------------------ legacy ?action=
     Row("POST", K, "kms.secrets.wrap", KEY, 200, _on_key("POST", query="?action=wrap", body=_dek), "?action=wrap"),
     Row("POST", K, "kms.secrets.unwrap", KEY, 200, _on_key("POST", query="?action=unwrap", body=_wrapped), "?action=unwrap"),
@@ -471,6 +533,33 @@ ROWS: tuple[Row, ...] = (
     Row("POST", K, "kms.secrets.disable", KEY, 204, _on_key("POST", query="?action=disable"), "?action=disable"),
     Row("POST", K, "kms.secrets.enable", KEY, 204, _on_key("POST", query="?action=enable", state="disabled"), "?action=enable"),
     Row("POST", K, "kms.secrets.restore", KEY, 201, _on_key("POST", query="?action=restore", state="deleted"), "?action=restore"),
+    Row("POST", K, "kms.secrets.setkeyfordeletion", KEY, 204,
+        _on_key("POST", query="?action=setKeyForDeletion", dual_auth=True), "?action=setKeyForDeletion"),
+    Row("POST", K, "kms.secrets.unsetkeyfordeletion", KEY, 204,
+        _on_key("POST", query="?action=unsetKeyForDeletion", dual_auth=True), "?action=unsetKeyForDeletion"),
+    Row("POST", K, "kms.secrets.sync", KEY, 204, _on_key("POST", query="?action=sync"), "?action=sync"),
+    # ------------------------------------------------------------------ import token
+    Row("POST", "/api/v2/import_token", "kms.importtoken.create", INSTANCE, 200,
+        _fixed("POST", "/api/v2/import_token", {"expiration": 300})),
+    Row("GET", "/api/v2/import_token", "kms.importtoken.read", INSTANCE, 200, _get_import_token),
+    # ------------------------------------------------------------------ policies
+    Row("GET", K + "/policies", "kms.policies.read", KEY, 200, _on_key("GET", "/policies")),
+    Row("PUT", K + "/policies", "kms.policies.write", KEY, 200, _on_key("PUT", "/policies", body=_key_policies)),
+    Row("GET", "/api/v2/instance/policies", "kms.instancepolicies.read", INSTANCE, 200,
+        _fixed("GET", "/api/v2/instance/policies")),
+    Row("PUT", "/api/v2/instance/policies", "kms.instancepolicies.write", INSTANCE, 204,
+        _fixed("PUT", "/api/v2/instance/policies", _instance_policies())),
+    Row("GET", "/api/v2/instance/allowed_ip_port", "kms.instancepolicies.read", INSTANCE, 200,
+        _fixed("GET", "/api/v2/instance/allowed_ip_port")),
+    # ------------------------------------------------------------------ registrations
+    Row("GET", "/api/v2/keys/registrations", "kms.registrations.list", INSTANCE, 200,
+        _fixed("GET", "/api/v2/keys/registrations")),
+    Row("GET", K + "/registrations", "kms.registrations.list", KEY, 200, _on_key("GET", "/registrations")),
+    Row("POST", REG, "kms.registrations.write", KEY, 201, _registration("POST", existing=False)),
+    Row("PUT", REG, "kms.registrations.write", KEY, 201, _registration("PUT", existing=False)),
+    Row("PATCH", REG, "kms.registrations.write", KEY, 200,
+        _registration("PATCH", existing=True, body={"description": "patched"})),
+    Row("DELETE", REG, "kms.registrations.write", KEY, 204, _registration("DELETE", existing=True)),
     # ------------------------------------------------------------------ aliases
     Row("POST", K + "/aliases/{alias}", "kms.secrets.createalias", KEY, 201, _create_alias),
     Row("DELETE", K + "/aliases/{alias}", "kms.secrets.deletealias", KEY, 204, _delete_alias),
@@ -480,6 +569,18 @@ ROWS: tuple[Row, ...] = (
     Row("DELETE", "/api/v2/key_rings/{key_ring_id}", "kms.keyrings.delete", INSTANCE, 204, _delete_ring),
     # ------------------------------------------------------------------ kyok access management
     Row("GET", "/api/v2/kyok/whoami", None, ADMIN, 200, _fixed("GET", "/api/v2/kyok/whoami")),
+    Row("GET", "/api/v2/kyok/audit/events", "kyok.audit.read", INSTANCE, 200,
+        _fixed("GET", "/api/v2/kyok/audit/events")),
+    Row("GET", "/api/v2/kyok/audit/checkpoints", "kyok.audit.read", INSTANCE, 200,
+        _fixed("GET", "/api/v2/kyok/audit/checkpoints")),
+    Row("GET", "/api/v2/kyok/audit/head", "kyok.audit.read", INSTANCE, 200,
+        _fixed("GET", "/api/v2/kyok/audit/head")),
+    Row("GET", "/api/v2/kyok/audit/pubkey", "kyok.audit.read", INSTANCE, 200,
+        _fixed("GET", "/api/v2/kyok/audit/pubkey")),
+    Row("GET", "/api/v2/kyok/audit/settings", "kyok.audit.read", INSTANCE, 200,
+        _fixed("GET", "/api/v2/kyok/audit/settings")),
+    Row("PUT", "/api/v2/kyok/audit/settings", "kms.instancepolicies.write", INSTANCE, 200,
+        _fixed("PUT", "/api/v2/kyok/audit/settings", {"failOpen": False})),
     Row("GET", "/api/v2/kyok/principals", "kyok.principals.manage", ADMIN, 200, _fixed("GET", "/api/v2/kyok/principals")),
     Row("POST", "/api/v2/kyok/principals", "kyok.principals.manage", ADMIN, 201,
         lambda w, ring: Req("POST", "/api/v2/kyok/principals", json={"name": w.unique("mx-p"), "kind": "user"})),
@@ -516,7 +617,8 @@ def _served(app: FastAPI) -> set[tuple[str, str]]:
         routes = iter_route_contexts(app.routes)
     served = set()
     for route in routes:
-        path = getattr(route, "path", None)
+        # the template without converters ({crn:path} -> {crn}), as the document names it
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
         if path and path.startswith("/api/v2"):
             served |= {(m, path) for m in getattr(route, "methods", None) or ()}
     return served
@@ -661,7 +763,8 @@ async def test_key_scoped_roles(world: World, client: httpx.AsyncClient, row: Ro
             # Moving a key also needs the permission on the target ring (else a key's
             # manager could put it where a ring's members would gain it): a key scope
             # covers no ring, so it never moves its key.
-            allowed = row.ok if role in row.allowed and row.method != "PATCH" else 403
+            moves = row.method == "PATCH" and row.route == K
+            allowed = row.ok if role in row.allowed and not moves else 403
             _check(problems, f"{role} on its key", await send(client, req, headers), allowed)
             other = await send(client, row.prepare(world, None), headers)
             _check(problems, f"{role} on another key", other, 403)
@@ -834,6 +937,47 @@ async def test_an_expired_token_is_401(tmp_path: Path) -> None:
         node.close()
 
 
+async def test_network_policies_cover_every_token_route(tmp_path: Path) -> None:
+    """allowedIP and allowedNetwork apply to kyok's access management too (same ``Caller``),
+    with the real auth service; the tokenless ceremony endpoints are not affected."""
+    clock = FakeClock()
+    node = _open(tmp_path / "network", clock)
+    try:
+        auth = node.auth
+        assert isinstance(auth, AuthService)
+        instance = node.service.create_instance(SYSTEM, "network", seal="dev").id
+        token = _token(auth, auth.bootstrap_admin(instance))
+        headers = {"Authorization": f"Bearer {token}", "Bluemix-Instance": instance}
+        app = create_app(node)
+
+        async def status(peer: str, url: str, with_token: bool = True) -> tuple[int, str | None]:
+            transport = httpx.ASGITransport(app=app, client=(peer, 4000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://k") as c:
+                sent = headers if with_token else {"Bluemix-Instance": instance}
+                r = await c.get(url, headers=sent)
+                return r.status_code, reason_code(r)
+
+        allowed_ip = validate_instance_policy("allowedIP", True, {"allowed_ip": ["10.0.0.0/8"]})
+        node.service.set_instance_policies(SYSTEM, instance, [allowed_ip])
+        for url in ("/api/v2/kyok/whoami", "/api/v2/kyok/principals", "/api/v2/keys"):
+            assert await status("127.0.0.1", url) == (401, "UNAUTHORIZED_ERR"), url
+            assert (await status("10.0.0.9", url))[0] == 200, url
+        assert (await status("127.0.0.1", "/api/v2/kyok/unit", with_token=False))[0] == 200
+        private = validate_instance_policy(
+            "allowedNetwork", True, {"allowed_network": "private-only"}
+        )
+        node.service.set_instance_policies(
+            SYSTEM, instance, [validate_instance_policy("allowedIP", False, None), private]
+        )
+        assert await status("198.51.100.7", "/api/v2/kyok/whoami") == (
+            403,
+            "CONFIG_RULE_CONFLICT_ERR",
+        )
+        assert (await status("192.168.1.2", "/api/v2/kyok/whoami"))[0] == 200
+    finally:
+        node.close()
+
+
 # ============================================================================ other instance's key
 
 
@@ -871,6 +1015,13 @@ async def test_another_instances_key_is_404_and_tells_nothing(
             ("POST", base + "?action=unwrap", body),
             ("POST", base + "/aliases/new-alias-x", None),
             ("DELETE", base + f"/aliases/{alias}", None),
+            ("GET", base + "/policies", None),
+            ("PUT", base + "/policies", _key_policies(world, key)),
+            ("POST", base + "/actions/setKeyForDeletion", None),
+            ("POST", base + "/actions/unsetKeyForDeletion", None),
+            ("POST", base + "/actions/sync", None),
+            ("GET", base + "/registrations", None),
+            ("POST", base + "/registrations/" + CRN.format("x"), None),
         ]
 
     callers = {

@@ -9,11 +9,14 @@ principals, API keys, role bindings: :mod:`kyok.api.admin`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI
 
 from kyok import __version__
 from kyok.api import openapi
 from kyok.api.admin import build_admin_router
+from kyok.api.audit import AuditMiddleware
 from kyok.api.deps import caller
 from kyok.api.errors import install_error_handlers
 from kyok.api.health import build_router as health_router
@@ -21,11 +24,13 @@ from kyok.api.iam import build_iam_router
 from kyok.api.kp import Media
 from kyok.api.kp import build_router as kp_router
 from kyok.api.kp.fastpath import DataPlaneFastPath
+from kyok.api.ledger import build_router as ledger_router
 from kyok.api.metrics import Metrics
 from kyok.api.middleware import RequestContextMiddleware
 from kyok.api.ports import NodePort
 from kyok.api.unit import build_router as unit_router
 from kyok.auth import AuthService
+from kyok.errors import KyokError
 
 __all__ = ["create_app"]
 
@@ -65,9 +70,29 @@ def create_app(node: NodePort) -> FastAPI:
         app.include_router(build_iam_router(node.auth))
         app.include_router(build_admin_router(node.auth, caller))
     app.include_router(unit_router())
+    app.include_router(ledger_router())
     app.include_router(kp_router(app.state.kp_media))
     # Added first, so it sits inside the request-context middleware (ids, metrics, access log).
     app.add_middleware(DataPlaneFastPath, node=node, media=app.state.kp_media)
+    # Every call under /api/v2, /identity and /oidc goes on the audit record (kyok.api.audit).
+    app.add_middleware(AuditMiddleware, writer=node.audit_writer, instance_exists=_instances(node))
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     openapi.install(app)
     return app
+
+
+def _instances(node: NodePort) -> Callable[[str], bool]:
+    """Whether an instance exists; known ones are remembered (instances are never deleted)."""
+    known: set[str] = set()
+
+    def exists(instance_id: str) -> bool:
+        if instance_id in known:
+            return True
+        try:
+            node.service.get_instance(instance_id)
+        except KyokError:
+            return False
+        known.add(instance_id)
+        return True
+
+    return exists

@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from kyok.auth.context import AuthContext
+from kyok.kms.audit_settings import AuditSettings
+from kyok.kms.imports import ImportTokenService
+from kyok.kms.ledger import AuditPublicKey, GroupCommitter, LedgerReader
 from kyok.kms.service import KeyService
 from kyok.settings import Settings
 
@@ -99,3 +102,17 @@ class NodePort(Protocol):
 
     @property
     def unit_console(self) -> UnitConsolePort: ...
+
+    @property
+    def import_tokens(self) -> ImportTokenService: ...
+
+    @property
+    def audit_writer(self) -> GroupCommitter: ...
+
+    @property
+    def audit_reader(self) -> LedgerReader: ...
+
+    @property
+    def audit_settings(self) -> AuditSettings: ...
+
+    def audit_key(self, instance_id: str) -> AuditPublicKey | None: ...

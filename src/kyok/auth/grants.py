@@ -107,9 +107,10 @@ def parse_scope(value: object) -> Scope:
 
 
 def check_grantable(role: Role, scope: Scope) -> None:
-    """Refuse combinations that grant nothing (``KyokInstanceAdmin`` below the instance)."""
-    if role is Role.INSTANCE_ADMIN and scope.kind is not ScopeKind.INSTANCE:
-        raise InvalidAuthField("scope", "KyokInstanceAdmin is granted on the instance scope only")
+    """Refuse combinations that grant nothing (``KyokInstanceAdmin`` or ``KyokAuditor`` below
+    the instance)."""
+    if role in (Role.INSTANCE_ADMIN, Role.AUDITOR) and scope.kind is not ScopeKind.INSTANCE:
+        raise InvalidAuthField("scope", f"{role.value} is granted on the instance scope only")
 
 
 def grant_of(record: RoleBindingRecord) -> Grant | None:

@@ -2,11 +2,15 @@
 
 Roles are additive: Reader ⊂ ReaderPlus ⊂ Writer ⊂ Manager; KeyPurge only adds purge.
 ``KyokInstanceAdmin`` is kyok's own: it manages the instance's principals, API keys and role
-bindings (and nothing about keys). A binding grants a role on a *scope*: the whole instance,
+bindings (and nothing about keys). ``KyokAuditor`` is kyok's own too: it reads the instance's
+audit ledger and its public key (``kyok.audit.read``) and nothing else; Managers can read the
+ledger as well. A binding grants a role on a *scope*: the whole instance,
 one key ring, or one key.
 
 Choices the reference leaves open: creating and deleting aliases need Writer (aliases are
-metadata, like tags); listing key versions is a Reader permission.
+metadata, like tags); listing key versions is a Reader permission; writing registrations
+(``kms.registrations.write``: create, replace, update, delete) needs Writer, and the key
+service further limits it to service principals (Key Protect: "service-to-service" only).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class Role(StrEnum):
     MANAGER = "Manager"
     KEY_PURGE = "KeyPurge"
     INSTANCE_ADMIN = "KyokInstanceAdmin"
+    AUDITOR = "KyokAuditor"
 
 
 class Permission(StrEnum):
@@ -58,7 +63,9 @@ class Permission(StrEnum):
     INSTANCE_POLICIES_READ = "kms.instancepolicies.read"
     INSTANCE_POLICIES_WRITE = "kms.instancepolicies.write"
     REGISTRATIONS_LIST = "kms.registrations.list"
+    REGISTRATIONS_WRITE = "kms.registrations.write"  # service principals only (the key service)
     PRINCIPALS_MANAGE = "kyok.principals.manage"  # principals, API keys, role bindings
+    AUDIT_READ = "kyok.audit.read"  # the instance's audit ledger and its public key
 
 
 _P = Permission
@@ -86,6 +93,7 @@ _WRITER = _READER_PLUS | {
     _P.KEY_RINGS_CREATE,
     _P.ALIASES_CREATE,
     _P.ALIASES_DELETE,
+    _P.REGISTRATIONS_WRITE,
 }
 _MANAGER = _WRITER | {
     _P.KEYS_DISABLE,
@@ -98,6 +106,7 @@ _MANAGER = _WRITER | {
     _P.POLICIES_WRITE,
     _P.INSTANCE_POLICIES_READ,
     _P.INSTANCE_POLICIES_WRITE,
+    _P.AUDIT_READ,
 }
 
 #: What each role grants.
@@ -109,6 +118,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
         Role.MANAGER: frozenset(_MANAGER),
         Role.KEY_PURGE: frozenset({_P.KEYS_PURGE}),
         Role.INSTANCE_ADMIN: frozenset({_P.PRINCIPALS_MANAGE}),
+        Role.AUDITOR: frozenset({_P.AUDIT_READ}),
     }
 )
 
@@ -136,6 +146,7 @@ KEY_SCOPED: frozenset[Permission] = frozenset(
         _P.POLICIES_READ,
         _P.POLICIES_WRITE,
         _P.REGISTRATIONS_LIST,
+        _P.REGISTRATIONS_WRITE,
     }
 )
 #: Permissions a key-ring scope also grants for the ring as a whole (listing and creating in it).

@@ -5,7 +5,7 @@ what one kyok process runs on; the HTTP adapter (``kyok.api``) sees it through i
 (``kyok.api.ports.NodePort``), so the API never imports this package.
 
 Modules: :mod:`~kyok.bootstrap.units` (the crypto units as the HTTP ceremony endpoints see them),
-:mod:`~kyok.bootstrap.scheduler` (expiry and auto-purge), :mod:`~kyok.bootstrap.dev` (the dev
+:mod:`~kyok.bootstrap.scheduler` (expiry, auto-purge, rotation policies, import tokens), :mod:`~kyok.bootstrap.dev` (the dev
 server's instance and credentials), :mod:`~kyok.bootstrap.auth` (the auth service's wiring).
 """
 
@@ -14,9 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from kyok.audit import CheckpointPolicy
 from kyok.bootstrap.auth import AuthProvider, make_auth
 from kyok.bootstrap.units import UnitConsole
 from kyok.clock import Clock, SystemClock
+from kyok.crypto.sign import VerifyingKey
+from kyok.errors import KyokError
+from kyok.kms.audit_settings import AuditSettings
+from kyok.kms.imports import ImportTokenService
+from kyok.kms.ledger import GroupCommitter, Ledger, LedgerReader, LedgerSink, unit_signers
 from kyok.kms.service import KeyService
 from kyok.kms.timers import Timers
 from kyok.settings import Settings
@@ -47,6 +53,11 @@ class Node:
         clock: the time source of every rule.
         auth: authenticates requests and makes the first administrator of an instance.
         unit_console: the units as the ceremony endpoints see them.
+        import_tokens: the instances' import tokens (secure key import).
+        ledger: appends to the audit ledger.
+        audit_writer: group-commits the events of calls that change nothing.
+        audit_reader: reads the ledger back.
+        audit_settings: the instances' audit choices (fail open for wrap/unwrap).
     """
 
     settings: Settings
@@ -56,9 +67,22 @@ class Node:
     clock: Clock
     auth: AuthProvider
     unit_console: UnitConsole
+    import_tokens: ImportTokenService
+    ledger: Ledger
+    audit_writer: GroupCommitter
+    audit_reader: LedgerReader
+    audit_settings: AuditSettings
+
+    def audit_key(self, instance_id: str) -> VerifyingKey | None:
+        """The public key of the instance's audit signing key (None while its unit is sealed)."""
+        try:
+            return self.units.for_instance(instance_id).audit_public_key()
+        except KyokError:
+            return None
 
     def close(self) -> None:
-        """Seal every unit and release the database."""
+        """Write the queued audit events, seal every unit and release the database."""
+        self.audit_writer.stop()
         for unit in self.units.loaded():
             unit.seal()
         self.store.close()
@@ -117,7 +141,8 @@ def open_node(
     timers: Timers | None = None,
     auth: AuthProvider | None = None,
 ) -> Node:
-    """Open the store (migrating it), the unit directory, the key and auth services.
+    """Open the store (migrating it), the unit directory, the key, import-token and auth
+    services.
 
     Args:
         settings: the node's settings.
@@ -141,7 +166,33 @@ def open_node(
     units = UnitDirectory(
         store.units, seal_providers(settings), clock, cache_size=settings.handle_cache_size
     )
-    service = KeyService(store.uow, units, clock, timers or timers_from(settings))
+    ledger = Ledger(
+        unit_signers(units),
+        clock,
+        CheckpointPolicy(
+            every_events=settings.audit.checkpoint_every_events,
+            every_seconds=settings.audit.checkpoint_every_seconds,
+        ),
+    )
+    sink = LedgerSink(ledger)
+    service = KeyService(store.uow, units, clock, timers or timers_from(settings), audit=sink)
+    import_tokens = ImportTokenService(
+        store.uow, units, clock, rsa_bits=settings.server.import_token_rsa_bits, audit=sink
+    )
+    writer = GroupCommitter(store.uow, ledger, max_batch=settings.audit.max_batch)
     provider = auth or make_auth(settings, store, units, clock)
     console = UnitConsole(units, store.units, service.list_instances)
-    return Node(settings, store, units, service, clock, provider, console)
+    return Node(
+        settings,
+        store,
+        units,
+        service,
+        clock,
+        provider,
+        console,
+        import_tokens,
+        ledger,
+        writer,
+        LedgerReader(store.uow),
+        AuditSettings(store.uow, sink, clock),
+    )

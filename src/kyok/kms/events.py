@@ -35,6 +35,18 @@ class EventAction(StrEnum):
     ALIAS_DELETE = "alias.delete"
     KEY_RING_CREATE = "key_ring.create"
     KEY_RING_DELETE = "key_ring.delete"
+    KEY_POLICY_SET = "key.policy.set"
+    KEY_SET_FOR_DELETION = "key.set_for_deletion"
+    KEY_UNSET_FOR_DELETION = "key.unset_for_deletion"
+    KEY_SYNC = "key.sync"
+    IMPORT_TOKEN_CREATE = "import_token.create"  # noqa: S105 (an event name)
+    IMPORT_TOKEN_RETRIEVE = "import_token.retrieve"  # noqa: S105 (an event name)
+    IMPORT_TOKEN_EXPIRE = "import_token.expire"  # noqa: S105 (an event name)
+    INSTANCE_POLICY_SET = "instance.policy.set"
+    REGISTRATION_CREATE = "registration.create"
+    REGISTRATION_UPDATE = "registration.update"
+    REGISTRATION_DELETE = "registration.delete"
+    AUDIT_SETTINGS_SET = "audit.settings.set"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,25 @@ from typing import Protocol, Self
 from kyok.store.records import (
     AliasRecord,
     ApiKeyRecord,
+    AuditCheckpointRecord,
+    AuditEntryRecord,
+    AuditHeadRecord,
+    AuditQuery,
+    AuditSettingsRecord,
     BlobRecord,
+    DeletionAuthorizationRecord,
+    ImportTokenRecord,
+    InstancePolicyRecord,
     InstanceRecord,
+    KeyPolicyRecord,
     KeyQuery,
     KeyRecord,
     KeyRingRecord,
     KeyVersionRecord,
     PrincipalRecord,
     RefreshTokenRecord,
+    RegistrationQuery,
+    RegistrationRecord,
     RoleBindingRecord,
 )
 
@@ -110,6 +121,163 @@ class KeyRingRepository(Protocol):
     def delete(self, instance_id: str, key_ring_id: str) -> bool: ...
 
 
+class ImportTokenRepository(Protocol):
+    """Import tokens, at most one per instance (``instance_id`` is the key)."""
+
+    def get(self, instance_id: str) -> ImportTokenRecord | None: ...
+
+    def put(self, record: ImportTokenRecord) -> None:
+        """Store the instance's token, replacing any earlier one (``row_version`` as given)."""
+        ...
+
+    def update(self, record: ImportTokenRecord, expected_row_version: int) -> ImportTokenRecord:
+        """Write ``record`` if the stored token is the same token (same ``id``) still at
+        ``expected_row_version``; returns it with ``row_version`` + 1. Raises
+        ``VersionConflict`` otherwise (replaced, deleted or changed meanwhile)."""
+        ...
+
+    def delete(self, instance_id: str) -> bool: ...
+
+    def expired(self, now: datetime, limit: int) -> list[ImportTokenRecord]:
+        """Up to ``limit`` tokens (any instance) whose ``expires_at`` <= ``now``, oldest first."""
+        ...
+
+
+class KeyPolicyRepository(Protocol):
+    """Key policies; ``(instance_id, key_id, policy_type)`` is the key."""
+
+    def get(self, instance_id: str, key_id: str, policy_type: str) -> KeyPolicyRecord | None: ...
+
+    def list_for_key(self, instance_id: str, key_id: str) -> list[KeyPolicyRecord]:
+        """Ordered by ``policy_type``."""
+        ...
+
+    def list_for_keys(
+        self, instance_id: str, key_ids: Sequence[str]
+    ) -> dict[str, list[KeyPolicyRecord]]:
+        """The policies of several keys (keys without any are absent from the result)."""
+        ...
+
+    def put(self, record: KeyPolicyRecord) -> None:
+        """Insert or replace the policy."""
+        ...
+
+    def delete_for_key(self, instance_id: str, key_id: str) -> int: ...
+
+    def rotation_due(self, now: datetime, limit: int) -> list[KeyPolicyRecord]:
+        """Up to ``limit`` enabled rotation policies (any instance) whose
+        ``next_rotation_at`` <= ``now``, earliest first."""
+        ...
+
+
+class DeletionAuthorizationRepository(Protocol):
+    """Dual-authorisation approvals, at most one per key."""
+
+    def get(self, instance_id: str, key_id: str) -> DeletionAuthorizationRecord | None: ...
+
+    def put(self, record: DeletionAuthorizationRecord) -> None:
+        """Insert or replace the key's approval."""
+        ...
+
+    def delete(self, instance_id: str, key_id: str) -> bool: ...
+
+
+class InstancePolicyRepository(Protocol):
+    """Instance policies; ``(instance_id, policy_type)`` is the key."""
+
+    def get(self, instance_id: str, policy_type: str) -> InstancePolicyRecord | None: ...
+
+    def list(self, instance_id: str) -> list[InstancePolicyRecord]:
+        """Ordered by ``policy_type``."""
+        ...
+
+    def put(self, record: InstancePolicyRecord) -> None:
+        """Insert or replace the policy."""
+        ...
+
+
+class RegistrationRepository(Protocol):
+    """Registrations; ``(instance_id, key_id, resource_crn)`` is the key."""
+
+    def add(self, record: RegistrationRecord) -> None:
+        """Raises ``AlreadyExists`` if the key already has a registration for the CRN."""
+        ...
+
+    def get(
+        self, instance_id: str, key_id: str, resource_crn: str
+    ) -> RegistrationRecord | None: ...
+
+    def update(self, record: RegistrationRecord) -> bool:
+        """Replace the stored registration; False if there is none."""
+        ...
+
+    def delete(self, instance_id: str, key_id: str, resource_crn: str) -> bool: ...
+
+    def find(self, query: RegistrationQuery) -> list[RegistrationRecord]:
+        """Matching registrations ordered by (key_id, resource_crn), paged."""
+        ...
+
+    def count(self, query: RegistrationQuery) -> int:
+        """How many match ``query`` ignoring its limit and offset."""
+        ...
+
+    def delete_for_key(self, instance_id: str, key_id: str) -> int: ...
+
+
+class AuditRepository(Protocol):
+    """The audit ledger: entries, heads, checkpoints and the forwarders' cursors.
+
+    Appending is serialised per instance: :meth:`head` with ``lock=True`` locks the head row
+    until the unit of work ends (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write lock;
+    the in-memory store re-checks the head at commit and raises ``VersionConflict``).
+    """
+
+    def head(self, instance_id: str, *, lock: bool = False) -> AuditHeadRecord | None: ...
+
+    def ensure_head(self, genesis: AuditHeadRecord) -> AuditHeadRecord:
+        """The instance's head, locked; ``genesis`` is stored first if it has none yet."""
+        ...
+
+    def append(
+        self,
+        entries: Sequence[AuditEntryRecord],
+        head: AuditHeadRecord,
+        expected_next_seq: int,
+    ) -> None:
+        """Insert ``entries`` and move the head from ``expected_next_seq`` to ``head``."""
+        ...
+
+    def add_checkpoint(self, record: AuditCheckpointRecord) -> None: ...
+
+    def entries(self, query: AuditQuery) -> list[AuditEntryRecord]: ...
+
+    def checkpoints(
+        self, instance_id: str, from_seq: int | None, to_seq: int | None, limit: int = 1000
+    ) -> list[AuditCheckpointRecord]:
+        """Checkpoints with ``from_seq <= seq <= to_seq`` (None: open end), by seq."""
+        ...
+
+    def first_checkpoint_after(self, instance_id: str, seq: int) -> AuditCheckpointRecord | None:
+        """The checkpoint with the smallest seq >= ``seq``."""
+        ...
+
+    def instance_ids(self) -> list[str]:
+        """Instances with a ledger, sorted."""
+        ...
+
+    def cursor(self, sink: str, instance_id: str) -> int | None: ...
+
+    def save_cursor(self, sink: str, instance_id: str, seq: int) -> None:
+        """Set the cursor (it never moves backwards)."""
+        ...
+
+    def settings(self, instance_id: str) -> AuditSettingsRecord | None: ...
+
+    def put_settings(self, record: AuditSettingsRecord) -> None:
+        """Insert or replace the instance's audit settings."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository."""
 
@@ -123,6 +291,12 @@ class UnitOfWork(Protocol):
     api_keys: ApiKeyRepository
     role_bindings: RoleBindingRepository
     refresh_tokens: RefreshTokenRepository
+    import_tokens: ImportTokenRepository
+    key_policies: KeyPolicyRepository
+    deletion_authorizations: DeletionAuthorizationRepository
+    instance_policies: InstancePolicyRepository
+    registrations: RegistrationRepository
+    audit: AuditRepository
 
     def commit(self) -> None: ...
     def rollback(self) -> None: ...

@@ -56,6 +56,7 @@ class KeyRecord:
     deleted_at: datetime | None = None
     deleted_by: str | None = None
     state_reason: int | None = None
+    last_synced_at: datetime | None = None
     row_version: int = 1
 
 
@@ -120,6 +121,123 @@ class BlobUpdate:
     old_epoch: int
     new_epoch: int
     data: bytes = field(repr=False)
+
+
+# ---------------------------------------------------------------- import tokens, policies,
+# deletion authorisations and registrations (Key Protect reference §2.3-§2.5, §2.8)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportTokenRecord:
+    """The instance's import token (at most one per instance; a new one replaces it).
+
+    Its private keys live in a blob of purpose ``import-token`` owned by ``id``; the record
+    holds only public values. ``public_key`` is the DER SubjectPublicKeyInfo of the RSA-4096
+    key, ``hybrid_public_key`` kyok's encoding of the ML-KEM-768 + X25519 key,
+    ``nonce`` the random bytes an importer must encrypt under its key material.
+    """
+
+    instance_id: str
+    id: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    max_retrievals: int
+    remaining_retrievals: int
+    nonce: bytes
+    public_key: bytes
+    hybrid_public_key: bytes
+    row_version: int = 1
+
+
+#: Key policy types.
+KEY_POLICY_ROTATION = "rotation"
+KEY_POLICY_DUAL_AUTH_DELETE = "dualAuthDelete"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicyRecord:
+    """One policy of a key; ``(instance_id, key_id, policy_type)`` is the key.
+
+    ``interval_months`` and ``next_rotation_at`` are for ``rotation`` only;
+    ``next_rotation_at`` is set while the policy is enabled (when the scheduler rotates next).
+    """
+
+    instance_id: str
+    key_id: str
+    policy_type: str
+    enabled: bool
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+    interval_months: int | None = None
+    next_rotation_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionAuthorizationRecord:
+    """The first approval of a dual-authorisation delete (at most one per key)."""
+
+    instance_id: str
+    key_id: str
+    principal_id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePolicyRecord:
+    """One policy of an instance; ``(instance_id, policy_type)`` is the key.
+
+    ``attributes`` is canonical JSON text of the policy's attributes (``{}`` when none).
+    """
+
+    instance_id: str
+    policy_type: str
+    enabled: bool
+    attributes: str
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRecord:
+    """A resource (a CRN) that a key protects, recorded by the service that owns it.
+
+    ``(instance_id, key_id, resource_crn)`` is the key. ``registration_metadata`` is the
+    service's own opaque text; ``key_version_id`` the key version the resource uses.
+    """
+
+    instance_id: str
+    key_id: str
+    resource_crn: str
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+    key_version_id: str
+    prevent_key_deletion: bool = False
+    description: str | None = None
+    registration_metadata: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationQuery:
+    """What to list: one key's registrations or the instance's, optionally filtered.
+
+    ``crn_pattern`` matches the whole CRN where ``*`` stands for any run of characters (every
+    other character, ``%`` and ``_`` included, is literal).
+    """
+
+    instance_id: str
+    key_id: str | None = None
+    crn_pattern: str | None = None
+    prevent_key_deletion: bool | None = None
+    limit: int = 200
+    offset: int = 0
 
 
 # ---------------------------------------------------------------- key queries
@@ -260,3 +378,84 @@ class RefreshTokenRecord:
     created_at: datetime
     expires_at: datetime
     mac: str = field(repr=False)
+
+
+# ---------------------------------------------------------------- the audit ledger
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntryRecord:
+    """One event of an instance's hash-chained audit ledger, as stored.
+
+    ``body`` is the canonical JSON of the event (``kyok.audit.AuditEvent.to_json()``);
+    ``event_time``, ``action`` and ``outcome`` repeat three of its members so that the ledger can
+    be searched without parsing. ``prev_hash`` and ``hash`` are the 32-byte chain hashes. The
+    store keeps what it is given: the chain is made and checked in ``kyok.audit``.
+    """
+
+    instance_id: str
+    seq: int
+    event_time: datetime
+    action: str
+    outcome: str
+    body: str
+    prev_hash: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHeadRecord:
+    """Where an instance's ledger stands: the next seq and the hash it links to, plus the last
+    signed checkpoint (``checkpoint_seq`` is None before the first one)."""
+
+    instance_id: str
+    next_seq: int
+    hash: bytes
+    checkpoint_seq: int | None
+    checkpoint_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheckpointRecord:
+    """A signed checkpoint: ``body`` is the canonical JSON of ``kyok.audit.Checkpoint``."""
+
+    instance_id: str
+    seq: int
+    issued_at: datetime
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettingsRecord:
+    """An instance's audit choices: ``fail_open`` lets wrap, unwrap and rewrap go on while the
+    ledger cannot be written (their events are written once it can); nothing else ever does."""
+
+    instance_id: str
+    fail_open: bool
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which ledger entries to read, in seq order.
+
+    Attributes:
+        instance_id: the ledger.
+        after_seq: only entries with a larger seq (None: from the first).
+        until_seq: only entries with ``seq <= until_seq`` (None: to the last).
+        since: only events at or after this time.
+        until: only events before this time.
+        actions: only these actions (empty: any).
+        outcome: only ``success`` or ``failure`` (None: both).
+        limit: at most this many (1..10,000).
+    """
+
+    instance_id: str
+    after_seq: int | None = None
+    until_seq: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    actions: tuple[str, ...] = ()
+    outcome: str | None = None
+    limit: int = 1000

@@ -49,7 +49,7 @@ from kyok.crypto.mkvp import mkvp as compute_mkvp
 from kyok.crypto.sign import SigningKey, VerifyingKey
 from kyok.crypto.xorsplit import xor_bytes
 from kyok.errors import AlreadyExists, Forbidden, VersionConflict
-from kyok.unit import blob, ceremony
+from kyok.unit import blob, ceremony, imports
 from kyok.unit.blob import BlobRef, SealedBlob
 from kyok.unit.commands import Command, SignedCommand
 from kyok.unit.errors import (
@@ -61,6 +61,7 @@ from kyok.unit.errors import (
     UnitTampered,
 )
 from kyok.unit.handles import STANDARD_KEY_EXPORT, ExportAccess, HandleCache, KeyHandle, Liveness
+from kyok.unit.imports import ImportPublicKeys, WrappedImport
 from kyok.unit.ports import StoredTranscriptEntry, UnitStateStore
 from kyok.unit.seal import SealProvider
 from kyok.unit.state import GENESIS_HASH, Envelope, MasterKeyRecord, Register, Scheme, UnitState
@@ -802,6 +803,61 @@ class CryptoUnit:
             self._cache.put(handle)
             return handle
 
+    # ------------------------------------------------------------------ key import (BYOK)
+
+    def new_import_keys(
+        self, ref: BlobRef, rsa_bits: int = 4096
+    ) -> tuple[SealedBlob, ImportPublicKeys]:
+        """Make the key pairs of a new import token inside the unit.
+
+        Returns:
+            The private keys sealed as a blob bound to ``ref`` (kyok-import-key-v1 material),
+            and the public keys to hand out.
+
+        Raises:
+            ValueError: ``ref.purpose`` is not ``import-token``, or a bad ``rsa_bits``.
+            UnitSealed: the unit is sealed.
+        """
+        if ref.purpose != blob.PURPOSE_IMPORT_TOKEN:
+            raise ValueError("import keys are sealed as import-token blobs")
+        self.require_unsealed()
+        material, public = imports.generate_import_keys(rsa_bits)
+        return self.seal_material(ref, material), public
+
+    def import_material(
+        self, token: SealedBlob, target: BlobRef, wrapped: WrappedImport, nonce: bytes
+    ) -> tuple[SealedBlob, int]:
+        """Check key material sent with an import token and seal it as a root key.
+
+        The material never leaves the unit: the caller gets the sealed blob and its length.
+
+        Args:
+            token: the import token's blob (purpose ``import-token``).
+            target: where the root key version goes (purpose ``root-key``).
+            wrapped: ``payload``, ``encryptedNonce``, ``iv``, ``encryptionAlgorithm`` (decoded).
+            nonce: the token's nonce.
+
+        Returns:
+            ``(sealed root-key blob, length of the key material)``.
+
+        Raises:
+            ImportRejected: a subclass per failed check (see :func:`imports.open_import`).
+            ValueError: wrong purposes, or a bad ``nonce``.
+            UnitSealed: the unit is sealed.
+            BlobCorrupt: the token blob does not open or holds no import keys.
+        """
+        if token.ref.purpose != blob.PURPOSE_IMPORT_TOKEN:
+            raise ValueError("the token must be an import-token blob")
+        if target.purpose != blob.PURPOSE_ROOT_KEY:
+            raise ValueError("imported material is sealed as a root-key blob")
+        self.require_unsealed()
+        try:
+            keys = imports.ImportPrivateKeys.from_material(self._open(token))
+        except ValueError:
+            raise BlobCorrupt(f"blob {token.ref.id} holds no import-token keys") from None
+        material = imports.open_import_with(keys, wrapped, nonce)
+        return self.seal_material(target, material), len(material)
+
     def export_material(self, sealed: SealedBlob, access: ExportAccess) -> bytes:
         """The material of a standard (extractable) key. Root-key material never leaves."""
         if access is not STANDARD_KEY_EXPORT or sealed.ref.purpose != blob.PURPOSE_STANDARD_KEY:
@@ -822,42 +878,84 @@ class CryptoUnit:
         secret = self._secret
         if secret is not None:
             return secret
-        self.require_unsealed()
+        state = self._state
+        ref = BlobRef(
+            state.instance_id,
+            state.unit_id,
+            f"unit-secret:{state.unit_id}",
+            blob.PURPOSE_UNIT_SECRET,
+        )
         with self._lock:
-            if self._secret is not None:
-                return self._secret
+            if self._secret is None:
+                self._secret = self._own_blob(ref)
+            return self._secret
+
+    def _own_blob(self, ref: BlobRef) -> bytes:
+        """The 32 random bytes of one of the unit's own blobs, made and stored on first use.
+        Call with the lock held."""
+        self.require_unsealed()
+        row = self._store.get_blob(ref.instance_id, ref.id)
+        if row is None:
+            material = os.urandom(32)
+            sealed = self.seal_material(ref, material)
+            try:
+                self._store.add_blob(
+                    _Blob(
+                        ref.instance_id,
+                        ref.owner_id,
+                        ref.id,
+                        ref.purpose,
+                        sealed.epoch,
+                        sealed.data,
+                    )
+                )
+                return material
+            except AlreadyExists:
+                row = self._store.get_blob(ref.instance_id, ref.id)  # another process made it first
+                if row is None:
+                    raise
+        return self._open(SealedBlob(ref, row.mk_epoch, row.data))
+
+    # ------------------------------------------------------------------ the audit signing key
+
+    def _audit_key(self) -> SigningKey:
+        key = self._derived.get("audit-signing")
+        if key is None:
             state = self._state
             ref = BlobRef(
                 state.instance_id,
                 state.unit_id,
-                f"unit-secret:{state.unit_id}",
-                blob.PURPOSE_UNIT_SECRET,
+                f"audit-signing:{state.instance_id}",
+                blob.PURPOSE_AUDIT_SIGNING,
             )
-            row = self._store.get_blob(ref.instance_id, ref.id)
-            if row is None:
-                material = os.urandom(32)
-                sealed = self.seal_material(ref, material)
-                try:
-                    self._store.add_blob(
-                        _Blob(
-                            ref.instance_id,
-                            ref.owner_id,
-                            ref.id,
-                            ref.purpose,
-                            sealed.epoch,
-                            sealed.data,
-                        )
-                    )
-                    self._secret = material
-                    return material
-                except AlreadyExists:
-                    row = self._store.get_blob(
-                        ref.instance_id, ref.id
-                    )  # another process made it first
-                    if row is None:
-                        raise
-            self._secret = self._open(SealedBlob(ref, row.mk_epoch, row.data))
-            return self._secret
+            with self._lock:
+                key = self._derived.get("audit-signing")
+                if key is None:
+                    seed = self._own_blob(ref)
+                    key = SigningKey(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+                    self._derived["audit-signing"] = key
+        assert isinstance(key, SigningKey)
+        return key
+
+    def audit_key_loaded(self) -> bool:
+        """True when the audit signing key is in memory, so that :meth:`audit_sign` needs no
+        store access (callers inside a database transaction check this first)."""
+        return "audit-signing" in self._derived
+
+    def audit_sign(self, message: bytes) -> bytes:
+        """Sign ``message`` with the instance's audit signing key (Ed25519).
+
+        The key is a blob of its own (purpose ``audit-signing``), random and sealed by the
+        master key like every key, made on first use; it never leaves the unit.
+
+        Raises:
+            UnitSealed: the unit is sealed.
+        """
+        return self._audit_key().sign(message)
+
+    def audit_public_key(self) -> VerifyingKey:
+        """The public key of :meth:`audit_sign` (what ``kyok audit pubkey`` prints)."""
+        return self._audit_key().verifying_key()
 
     def _derive(self, label: str) -> bytes:
         return hkdf_sha256(self._unit_secret(), info=SECRET_INFO + label.encode(), length=32)

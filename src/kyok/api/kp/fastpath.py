@@ -6,7 +6,8 @@ Measured (bench/profile.sh, docs/benchmarks.md): FastAPI's per-request machinery
 actions in their canonical form (``POST /api/v2/keys/{id}/actions/(wrap|unwrap|rewrap)``, no
 query string) are answered here, on the event loop, by the *same* functions the FastAPI routes
 call (:mod:`kyok.api.kp.routes_actions`): authentication through the node's auth service,
-authorization, lenient body parsing, the key service, rendering, the error envelope, the
+the instance's network policies (:func:`kyok.api.deps.check_network`), authorization, lenient
+body parsing, the key service, rendering, the error envelope, the
 operation tag (so metrics, access log and ``errorMsg`` read as for the routes). Everything else
 — the legacy ``?action=`` form, other methods, other paths — goes to FastAPI unchanged.
 
@@ -24,6 +25,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kyok.api.audit import note_caller
+from kyok.api.deps import check_network
 from kyok.api.errors import ClientDisconnected, PayloadTooLarge, kyok_error_response
 from kyok.api.kp._common import Media
 from kyok.api.kp.routes_actions import (
@@ -95,6 +98,9 @@ class DataPlaneFastPath:
             ctx = self.node.auth.authenticate(
                 None if authorization is None else authorization.decode("latin-1"), instance
             )
+            note_caller(ctx)
+            client = scope.get("client")
+            check_network(self.node, ctx.instance_id, client[0] if client else None)
             raw = await _body(receive, headers, self.node.settings.server.max_body_bytes)
             response = json_response(
                 action(ctx, self.node, match.group(1), raw), 200, self.media.action

@@ -18,13 +18,22 @@ from kyok.errors import InternalError, KyokError
 from kyok.store.records import (
     AliasRecord,
     ApiKeyRecord,
+    AuditCheckpointRecord,
+    AuditEntryRecord,
+    AuditHeadRecord,
+    AuditSettingsRecord,
     BlobRecord,
+    DeletionAuthorizationRecord,
+    ImportTokenRecord,
+    InstancePolicyRecord,
     InstanceRecord,
+    KeyPolicyRecord,
     KeyRecord,
     KeyRingRecord,
     KeyVersionRecord,
     PrincipalRecord,
     RefreshTokenRecord,
+    RegistrationRecord,
     RoleBindingRecord,
     TranscriptRecord,
 )
@@ -34,8 +43,11 @@ R = TypeVar("R")
 #: Returned by :meth:`Session.pending` for a row the unit of work has not written.
 MISSING = object()
 
+#: A row's id within its partition: a string, or a tuple of strings for a composite key.
+RowId = str | tuple[str, ...]
+
 #: (partition, id): the partition is the instance id ("" for the instances table itself).
-Pk = tuple[str, str]
+Pk = tuple[str, RowId]
 
 
 class Table(Generic[R]):
@@ -43,13 +55,13 @@ class Table(Generic[R]):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._parts: dict[str, dict[str, R]] = {}
+        self._parts: dict[str, dict[RowId, R]] = {}
 
     def get(self, pk: Pk) -> R | None:
         part = self._parts.get(pk[0])
         return None if part is None else part.get(pk[1])
 
-    def partition(self, part: str) -> dict[str, R]:
+    def partition(self, part: str) -> dict[RowId, R]:
         return dict(self._parts.get(part, {}))
 
     def partitions(self) -> list[str]:
@@ -98,6 +110,22 @@ class MemoryState:
         self.api_keys: Table[ApiKeyRecord] = Table("api_keys")
         self.role_bindings: Table[RoleBindingRecord] = Table("role_bindings")
         self.refresh_tokens: Table[RefreshTokenRecord] = Table("refresh_tokens")
+        # import tokens (row id ""), policies, deletion authorisations and registrations;
+        # composite keys within the instance are tuples
+        self.import_tokens: Table[ImportTokenRecord] = Table("import_tokens")
+        self.key_policies: Table[KeyPolicyRecord] = Table("key_policies")
+        self.deletion_authorizations: Table[DeletionAuthorizationRecord] = Table(
+            "deletion_authorizations"
+        )
+        self.instance_policies: Table[InstancePolicyRecord] = Table("instance_policies")
+        self.registrations: Table[RegistrationRecord] = Table("registrations")
+        # the audit ledger: events and checkpoints by zero-padded seq, the head at row "",
+        # forwarder cursors (last delivered seq) partitioned by sink
+        self.audit_events: Table[AuditEntryRecord] = Table("audit_events")
+        self.audit_heads: Table[AuditHeadRecord] = Table("audit_heads")
+        self.audit_checkpoints: Table[AuditCheckpointRecord] = Table("audit_checkpoints")
+        self.audit_cursors: Table[int] = Table("audit_cursors")
+        self.audit_settings: Table[AuditSettingsRecord] = Table("audit_settings")
 
 
 class Session:

@@ -7,11 +7,19 @@ from typing import Self
 
 from kyok.clock import Clock
 from kyok.store.memory._session import MemoryState, Session
+from kyok.store.memory.audit import MemoryAuditRepository
 from kyok.store.memory.credentials import (
     MemoryApiKeyRepository,
     MemoryPrincipalRepository,
     MemoryRefreshTokenRepository,
     MemoryRoleBindingRepository,
+)
+from kyok.store.memory.policies import (
+    MemoryDeletionAuthorizationRepository,
+    MemoryImportTokenRepository,
+    MemoryInstancePolicyRepository,
+    MemoryKeyPolicyRepository,
+    MemoryRegistrationRepository,
 )
 from kyok.store.memory.repositories import (
     MemoryAliasRepository,
@@ -25,13 +33,19 @@ from kyok.store.memory.units import MemoryUnitStateStore
 from kyok.store.ports import (
     AliasRepository,
     ApiKeyRepository,
+    AuditRepository,
     BlobRepository,
+    DeletionAuthorizationRepository,
+    ImportTokenRepository,
+    InstancePolicyRepository,
     InstanceRepository,
+    KeyPolicyRepository,
     KeyRepository,
     KeyRingRepository,
     KeyVersionRepository,
     PrincipalRepository,
     RefreshTokenRepository,
+    RegistrationRepository,
     RoleBindingRepository,
 )
 
@@ -55,6 +69,12 @@ class MemoryUnitOfWork:
     api_keys: ApiKeyRepository
     role_bindings: RoleBindingRepository
     refresh_tokens: RefreshTokenRepository
+    import_tokens: ImportTokenRepository
+    key_policies: KeyPolicyRepository
+    deletion_authorizations: DeletionAuthorizationRepository
+    instance_policies: InstancePolicyRepository
+    registrations: RegistrationRepository
+    audit: AuditRepository
 
     def __init__(self, state: MemoryState, *, read_only: bool = False) -> None:
         self._session = Session(state, read_only=read_only)
@@ -68,6 +88,12 @@ class MemoryUnitOfWork:
         self.api_keys = MemoryApiKeyRepository(self._session)
         self.role_bindings = MemoryRoleBindingRepository(self._session)
         self.refresh_tokens = MemoryRefreshTokenRepository(self._session)
+        self.import_tokens = MemoryImportTokenRepository(self._session)
+        self.key_policies = MemoryKeyPolicyRepository(self._session)
+        self.deletion_authorizations = MemoryDeletionAuthorizationRepository(self._session)
+        self.instance_policies = MemoryInstancePolicyRepository(self._session)
+        self.registrations = MemoryRegistrationRepository(self._session)
+        self.audit = MemoryAuditRepository(self._session)
 
     def __enter__(self) -> Self:
         self._session.open()

@@ -71,6 +71,7 @@ keys = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
     Column("deleted_by", Text, nullable=True),
     Column("state_reason", Integer, nullable=True),
+    Column("last_synced_at", UTCDateTime, nullable=True),
     Column("row_version", Integer, nullable=False),
     # listing: an instance's keys in the default states, in id order
     Index(None, "instance_id", "state", "id"),
@@ -201,4 +202,137 @@ refresh_tokens = Table(
     Index(None, "instance_id", "principal_id"),
     Index(None, "instance_id", "api_key_id"),
     Index(None, "expires_at"),
+)
+
+# ---------------------------------------------------------------- import tokens, policies,
+# deletion authorisations and registrations
+
+import_tokens = Table(
+    "import_tokens",
+    metadata,
+    # at most one token per instance
+    Column("instance_id", ident(), primary_key=True),
+    Column("id", ident(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("max_retrievals", Integer, nullable=False),
+    Column("remaining_retrievals", Integer, nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("hybrid_public_key", LargeBinary, nullable=False),
+    Column("row_version", Integer, nullable=False),
+    # the expiry sweep (all instances)
+    Index(None, "expires_at"),
+)
+
+key_policies = Table(
+    "key_policies",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("key_id", ident(), primary_key=True),
+    Column("policy_type", ident(), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("interval_months", Integer, nullable=True),
+    Column("next_rotation_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    # the rotation scheduler (all instances): enabled policies due by now, earliest first
+    Index(None, "enabled", "next_rotation_at"),
+)
+
+deletion_authorizations = Table(
+    "deletion_authorizations",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("key_id", ident(), primary_key=True),
+    Column("principal_id", ident(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+instance_policies = Table(
+    "instance_policies",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("policy_type", ident(), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("attributes", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", Text, nullable=False),
+)
+
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("key_id", ident(), primary_key=True),
+    Column("resource_crn", ident(), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("key_version_id", ident(), nullable=False),
+    Column("prevent_key_deletion", Boolean, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("registration_metadata", Text, nullable=True),
+    # an instance's registrations by CRN, across keys
+    Index(None, "instance_id", "resource_crn"),
+)
+
+# ---------------------------------------------------------------- the audit ledger
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    # time-range reads and exports
+    Index(None, "instance_id", "event_time"),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("next_seq", BigInteger, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    Column("checkpoint_seq", BigInteger, nullable=True),
+    Column("checkpoint_at", UTCDateTime, nullable=True),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+audit_cursors = Table(
+    "audit_cursors",
+    metadata,
+    Column("sink", ident(), primary_key=True),
+    Column("instance_id", ident(), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+audit_settings = Table(
+    "audit_settings",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("fail_open", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", Text, nullable=False),
 )

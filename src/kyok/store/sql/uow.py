@@ -10,17 +10,24 @@ from sqlalchemy import Engine
 from kyok.store.ports import (
     AliasRepository,
     ApiKeyRepository,
+    AuditRepository,
     BlobRepository,
+    DeletionAuthorizationRepository,
+    ImportTokenRepository,
+    InstancePolicyRepository,
     InstanceRepository,
+    KeyPolicyRepository,
     KeyRepository,
     KeyRingRepository,
     KeyVersionRepository,
     PrincipalRepository,
     RefreshTokenRepository,
+    RegistrationRepository,
     RoleBindingRepository,
 )
 from kyok.store.sql._transaction import Transaction
 from kyok.store.sql.aliases import SqlAliasRepository
+from kyok.store.sql.audit import SqlAuditRepository
 from kyok.store.sql.blobs import SqlBlobRepository
 from kyok.store.sql.credentials import (
     SqlApiKeyRepository,
@@ -31,6 +38,13 @@ from kyok.store.sql.credentials import (
 from kyok.store.sql.instances import SqlInstanceRepository
 from kyok.store.sql.key_rings import SqlKeyRingRepository
 from kyok.store.sql.keys import SqlKeyRepository
+from kyok.store.sql.policies import (
+    SqlDeletionAuthorizationRepository,
+    SqlImportTokenRepository,
+    SqlInstancePolicyRepository,
+    SqlKeyPolicyRepository,
+    SqlRegistrationRepository,
+)
 from kyok.store.sql.versions import SqlKeyVersionRepository
 
 
@@ -57,6 +71,12 @@ class SqlUnitOfWork:
     api_keys: ApiKeyRepository
     role_bindings: RoleBindingRepository
     refresh_tokens: RefreshTokenRepository
+    import_tokens: ImportTokenRepository
+    key_policies: KeyPolicyRepository
+    deletion_authorizations: DeletionAuthorizationRepository
+    instance_policies: InstancePolicyRepository
+    registrations: RegistrationRepository
+    audit: AuditRepository
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._tx = Transaction(engine, read_only=read_only)
@@ -70,6 +90,12 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeyRepository(self._tx)
         self.role_bindings = SqlRoleBindingRepository(self._tx)
         self.refresh_tokens = SqlRefreshTokenRepository(self._tx)
+        self.import_tokens = SqlImportTokenRepository(self._tx)
+        self.key_policies = SqlKeyPolicyRepository(self._tx)
+        self.deletion_authorizations = SqlDeletionAuthorizationRepository(self._tx)
+        self.instance_policies = SqlInstancePolicyRepository(self._tx)
+        self.registrations = SqlRegistrationRepository(self._tx)
+        self.audit = SqlAuditRepository(self._tx)
 
     def __enter__(self) -> Self:
         self._tx.open()

@@ -1,0 +1,724 @@
+"""The audit ledger in the store: appending chained events, signed checkpoints, group commit.
+
+* :class:`Ledger` appends events to their instances' chains inside a unit of work: it locks the
+  instance's head row, links the events (:mod:`kyok.audit.chain`), writes them, moves the head
+  and, when :class:`~kyok.audit.CheckpointPolicy` says one is due, adds a checkpoint signed by
+  the instance's crypto unit (its audit signing key never leaves the unit). A sealed unit cannot
+  sign: the events are still written and the checkpoint follows once it can.
+* :class:`LedgerSink` is the :class:`~kyok.kms.ports.AuditSink` of the key service: every change
+  writes its event through it *in the change's own transaction*, so a change and its event
+  commit together or not at all.
+* :class:`GroupCommitter` writes the events of calls that change nothing (reads, wrap/unwrap,
+  failures): callers hand it an event and wait; one thread writes whatever has queued up in one
+  transaction, so many concurrent requests share one commit (group commit), and each request
+  returns only once the batch holding its event is durable. If the batch cannot be written the
+  waiting callers get :class:`AuditUnavailable` (503): fail closed.
+* :class:`LedgerReader` reads it back (API, export, forwarders' feed and cursors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from kyok.audit import (
+    AuditEvent,
+    ChainedEvent,
+    ChainHead,
+    Checkpoint,
+    CheckpointPolicy,
+    Initiator,
+    Signer,
+    Target,
+    make_checkpoint,
+)
+from kyok.audit.chain import genesis_hash
+from kyok.audit.event import MAX_DETAIL_VALUE
+from kyok.auth.principals import SYSTEM, PrincipalKind
+from kyok.clock import Clock
+from kyok.crypto.encoding import canonical_json
+from kyok.crypto.sign import VerifyingKey
+from kyok.errors import KyokError, Unavailable, VersionConflict
+from kyok.kms.events import EventAction, KmsEvent
+from kyok.kms.ports import UnitDirectory
+from kyok.store.ports import UnitOfWork, UnitOfWorkFactory
+from kyok.store.records import (
+    AuditCheckpointRecord,
+    AuditEntryRecord,
+    AuditHeadRecord,
+    AuditQuery,
+)
+
+__all__ = [
+    "SYSTEM_LEDGER",
+    "AuditPublicKey",
+    "AuditQuery",
+    "AuditUnavailable",
+    "GroupCommitter",
+    "Ledger",
+    "LedgerReader",
+    "LedgerSink",
+    "RequestAudit",
+    "call_event",
+    "current_request",
+    "unit_signers",
+]
+
+log = logging.getLogger("kyok.audit")
+
+#: The public half of an instance's audit signing key (Ed25519).
+AuditPublicKey = VerifyingKey
+
+#: The ledger of events that belong to no (known) instance: failed sign-ins with an unknown
+#: instance, token requests before an instance is known.
+SYSTEM_LEDGER = "kyok-system"
+
+
+class AuditUnavailable(Unavailable):
+    """The audit ledger cannot be written, so the request is refused (fail closed)."""
+
+    code = "AUDIT_UNAVAILABLE_ERR"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The audit ledger cannot be written right now, so the request was refused; "
+            "try again later"
+        )
+
+
+# ------------------------------------------------------------------ the request being audited
+
+
+@dataclass(slots=True)
+class RequestAudit:
+    """What the HTTP layer knows about the request being served, for its audit event.
+
+    One object per request, shared (by reference) with every thread the request runs code in;
+    the key service marks it ``recorded`` when it wrote the request's event with its change.
+    """
+
+    request_id: str | None = None
+    correlation_id: str | None = None
+    address: str | None = None
+    instance_id: str | None = None
+    principal_id: str | None = None
+    principal_type: str | None = None
+    credential: str = "api_key"
+    key_version: str | None = None
+    recorded: bool = False
+    detail: list[tuple[str, str]] = field(default_factory=list)
+
+    def initiator(self) -> Initiator:
+        """The initiator of the request's events."""
+        return Initiator(
+            self.principal_id or "anonymous",
+            self.principal_type or "unauthenticated",
+            self.credential,
+            self.address,
+        )
+
+
+current_request: ContextVar[RequestAudit | None] = ContextVar("kyok_request_audit", default=None)
+
+
+# ------------------------------------------------------------------ appending
+
+
+SignerFor = Callable[[str], Signer | None]
+"""The audit signer of an instance, or None when it has none (no unit, or the system ledger)."""
+
+
+class Ledger:
+    """Appends events to instances' chains inside a unit of work (see the module docstring).
+
+    Args:
+        signer_for: the signer of an instance (its crypto unit).
+        clock: checkpoint times.
+        policy: when checkpoints are due.
+    """
+
+    def __init__(
+        self, signer_for: SignerFor, clock: Clock, policy: CheckpointPolicy | None = None
+    ) -> None:
+        self._signer_for = signer_for
+        self._clock = clock
+        self.policy = policy or CheckpointPolicy()
+        self._lock = threading.Lock()
+        self._unloaded: set[str] = set()
+
+    def load_keys(self) -> None:
+        """Load the signing keys that appends found missing (call outside any transaction)."""
+        with self._lock:
+            pending, self._unloaded = self._unloaded, set()
+        for instance_id in sorted(pending):
+            signer = self._signer_for(instance_id)
+            load = getattr(signer, "load", None)
+            if load is None:
+                continue
+            try:
+                load()
+            except KyokError as exc:  # sealed: try again after the next append
+                log.info("audit signing key not loaded (%s)", exc.code)
+
+    def append(self, uow: UnitOfWork, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
+        """Chain and write ``events`` (their ``seq`` is assigned here) in ``uow``.
+
+        Returns:
+            The chained events, in the order written.
+        """
+        by_instance: dict[str, list[AuditEvent]] = defaultdict(list)
+        for event in events:
+            by_instance[event.instance_id].append(event)
+        written: list[ChainedEvent] = []
+        for instance_id in sorted(by_instance):  # one order everywhere: no lock cycles
+            written.extend(self._append_one(uow, instance_id, by_instance[instance_id]))
+        return written
+
+    def _append_one(
+        self, uow: UnitOfWork, instance_id: str, events: Sequence[AuditEvent]
+    ) -> list[ChainedEvent]:
+        stored = uow.audit.ensure_head(
+            AuditHeadRecord(instance_id, 0, genesis_hash(instance_id), None, None)
+        )
+        head = ChainHead(instance_id, stored.next_seq, stored.hash)
+        chained, new_head = head.extend(events, renumber=True)
+        entries = [
+            AuditEntryRecord(
+                instance_id=instance_id,
+                seq=c.seq,
+                event_time=c.event.event_time,
+                action=c.event.action,
+                outcome=c.event.outcome,
+                body=canonical_json(c.event.to_json()).decode(),
+                prev_hash=c.prev_hash,
+                hash=c.hash,
+            )
+            for c in chained
+        ]
+        checkpoint = self._checkpoint_if_due(stored, new_head, chained[-1] if chained else None)
+        uow.audit.append(
+            entries,
+            AuditHeadRecord(
+                instance_id,
+                new_head.next_seq,
+                new_head.hash,
+                checkpoint.seq if checkpoint else stored.checkpoint_seq,
+                checkpoint.issued_at if checkpoint else stored.checkpoint_at,
+            ),
+            stored.next_seq,
+        )
+        if checkpoint is not None:
+            uow.audit.add_checkpoint(_checkpoint_record(checkpoint))
+        return chained
+
+    def _checkpoint_if_due(
+        self, stored: AuditHeadRecord, head: ChainHead, last: ChainedEvent | None
+    ) -> Checkpoint | None:
+        if last is None:
+            return None
+        now = self._clock.now()
+        if stored.checkpoint_seq is not None and stored.checkpoint_at is not None:
+            since = head.next_seq - 1 - stored.checkpoint_seq
+            if since < self.policy.every_events and now - stored.checkpoint_at < timedelta(
+                seconds=self.policy.every_seconds
+            ):
+                return None
+        return self._sign(last, now)
+
+    def _sign(self, last: ChainedEvent, now: datetime) -> Checkpoint | None:
+        instance_id = last.event.instance_id
+        signer = self._signer_for(instance_id)
+        if signer is None:
+            return None
+        ready = getattr(signer, "ready", None)
+        if ready is not None and not ready():
+            # Loading the key may write the store, which must not happen inside the caller's
+            # transaction: load it afterwards (load_keys) and sign the next time.
+            with self._lock:
+                self._unloaded.add(instance_id)
+            return None
+        try:
+            return make_checkpoint(signer, last, issued_at=now)
+        except KyokError as exc:  # a sealed unit: the next append or the timer tries again
+            log.info("no audit checkpoint for now (%s)", exc.code)
+            return None
+
+    def checkpoint_stale(self, uow: UnitOfWork, instance_id: str) -> Checkpoint | None:
+        """Sign a checkpoint over the head of ``instance_id`` if events after the last one are
+        older than the policy's interval (the timer calls this, so a quiet ledger's tail gets
+        signed too). Returns the new checkpoint, if one was made."""
+        stored = uow.audit.head(instance_id, lock=True)
+        if stored is None or stored.next_seq == 0:
+            return None
+        last_seq = stored.next_seq - 1
+        if stored.checkpoint_seq == last_seq:
+            return None
+        now = self._clock.now()
+        if stored.checkpoint_at is not None and now - stored.checkpoint_at < timedelta(
+            seconds=self.policy.every_seconds
+        ):
+            return None
+        found = uow.audit.entries(AuditQuery(instance_id, after_seq=last_seq - 1, limit=1))
+        if not found:
+            return None
+        checkpoint = self._sign(chained_of(found[0]), now)
+        if checkpoint is None:
+            return None
+        uow.audit.append(
+            [],
+            AuditHeadRecord(instance_id, stored.next_seq, stored.hash, last_seq, now),
+            stored.next_seq,
+        )
+        uow.audit.add_checkpoint(_checkpoint_record(checkpoint))
+        return checkpoint
+
+
+def _checkpoint_record(checkpoint: Checkpoint) -> AuditCheckpointRecord:
+    return AuditCheckpointRecord(
+        checkpoint.instance_id,
+        checkpoint.seq,
+        checkpoint.issued_at,
+        canonical_json(checkpoint.to_json()).decode(),
+    )
+
+
+def chained_of(entry: AuditEntryRecord) -> ChainedEvent:
+    """The :class:`ChainedEvent` a stored entry holds (as stored: a verifier checks it)."""
+    return ChainedEvent(AuditEvent.from_json(json.loads(entry.body)), entry.prev_hash, entry.hash)
+
+
+def checkpoint_of(record: AuditCheckpointRecord) -> Checkpoint:
+    """The :class:`Checkpoint` a stored record holds."""
+    return Checkpoint.from_json(json.loads(record.body))
+
+
+class _UnitSigner:
+    """An instance's crypto unit as a :class:`~kyok.audit.Signer`."""
+
+    def __init__(self, unit: Any) -> None:
+        self._unit = unit
+
+    def ready(self) -> bool:
+        """The key is in memory (signing needs no store access)."""
+        return bool(self._unit.audit_key_loaded())
+
+    def load(self) -> None:
+        """Load (or on first use make) the key; call outside any transaction."""
+        self._unit.audit_public_key()
+
+    def sign(self, message: bytes) -> bytes:
+        signature: bytes = self._unit.audit_sign(message)
+        return signature
+
+    def public_key(self) -> VerifyingKey:
+        key: VerifyingKey = self._unit.audit_public_key()
+        return key
+
+
+def unit_signers(units: UnitDirectory) -> SignerFor:
+    """``signer_for`` over the instances' crypto units (the system ledger has no signer)."""
+
+    def signer_for(instance_id: str) -> Signer | None:
+        if instance_id == SYSTEM_LEDGER:
+            return None
+        try:
+            unit = units.for_instance(instance_id)
+        except KyokError:
+            return None
+        return _UnitSigner(unit) if hasattr(unit, "audit_sign") else None
+
+    return signer_for
+
+
+# ------------------------------------------------------------------ events of changes
+
+
+#: KmsEvent action -> (audit action, target type).
+_ACTIONS: dict[EventAction, tuple[str, str]] = {
+    EventAction.INSTANCE_CREATE: ("kms.instances.create", "kms/instance"),
+    EventAction.KEY_CREATE: ("kms.keys.create", "kms/key"),
+    EventAction.KEY_ROTATE: ("kms.keys.rotate", "kms/key"),
+    EventAction.KEY_DISABLE: ("kms.keys.disable", "kms/key"),
+    EventAction.KEY_ENABLE: ("kms.keys.enable", "kms/key"),
+    EventAction.KEY_DELETE: ("kms.keys.delete", "kms/key"),
+    EventAction.KEY_RESTORE: ("kms.keys.restore", "kms/key"),
+    EventAction.KEY_PURGE: ("kms.keys.purge", "kms/key"),
+    EventAction.KEY_EXPIRE: ("kms.keys.expire", "kms/key"),
+    EventAction.KEY_MOVE: ("kms.keys.move", "kms/key"),
+    EventAction.ALIAS_CREATE: ("kms.aliases.create", "kms/key"),
+    EventAction.ALIAS_DELETE: ("kms.aliases.delete", "kms/key"),
+    EventAction.KEY_RING_CREATE: ("kms.key-rings.create", "kms/key_ring"),
+    EventAction.KEY_RING_DELETE: ("kms.key-rings.delete", "kms/key_ring"),
+    EventAction.KEY_POLICY_SET: ("kms.policies.write", "kms/key"),
+    EventAction.KEY_SET_FOR_DELETION: ("kms.keys.set-for-deletion", "kms/key"),
+    EventAction.KEY_UNSET_FOR_DELETION: ("kms.keys.unset-for-deletion", "kms/key"),
+    EventAction.KEY_SYNC: ("kms.keys.sync", "kms/key"),
+    EventAction.IMPORT_TOKEN_CREATE: ("kms.import-token.create", "kms/import_token"),
+    EventAction.IMPORT_TOKEN_RETRIEVE: ("kms.import-token.read", "kms/import_token"),
+    EventAction.IMPORT_TOKEN_EXPIRE: ("kms.import-token.expire", "kms/import_token"),
+    EventAction.INSTANCE_POLICY_SET: ("kms.instance-policies.write", "kms/instance"),
+    EventAction.REGISTRATION_CREATE: ("kms.registrations.create", "kms/key"),
+    EventAction.REGISTRATION_UPDATE: ("kms.registrations.update", "kms/key"),
+    EventAction.REGISTRATION_DELETE: ("kms.registrations.delete", "kms/key"),
+    EventAction.AUDIT_SETTINGS_SET: ("audit.settings.write", "audit/ledger"),
+}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_DETAIL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+
+def audit_event_of(event: KmsEvent, request: RequestAudit | None) -> AuditEvent:
+    """The ledger event of a committed change (``seq`` is assigned when it is chained)."""
+    action, target_type = _ACTIONS.get(event.action, (f"kms.{event.action}", "kms/resource"))
+    if request is not None and request.principal_id == event.actor_id:
+        initiator = request.initiator()
+    elif event.actor_id == SYSTEM.id:
+        initiator = Initiator(SYSTEM.id, PrincipalKind.SYSTEM.value, "system")
+    else:
+        initiator = Initiator(event.actor_id, "principal", "api_key")
+    detail = list(event.detail)
+    if event.from_state is not None:
+        detail.append(("fromState", str(event.from_state)))
+    if event.to_state is not None:
+        detail.append(("toState", str(event.to_state)))
+    unique: dict[str, str] = {}
+    for name, value in detail:
+        text = _CONTROL.sub(" ", str(value))[:MAX_DETAIL_VALUE]
+        if text and _DETAIL_NAME.fullmatch(name):
+            unique.setdefault(name, text)
+    return AuditEvent(
+        instance_id=event.instance_id,
+        seq=0,
+        event_time=event.at,
+        action=action,
+        outcome="success",
+        initiator=initiator,
+        target=Target(event.resource_id, target_type, key_version=event.key_version_id),
+        status=None,
+        correlation_id=request.correlation_id if request else None,
+        request_id=request.request_id if request else None,
+        detail=tuple(sorted(unique.items())[:32]),
+    )
+
+
+def call_event(
+    request: RequestAudit,
+    *,
+    instance_id: str,
+    action: str,
+    target_id: str,
+    target_type: str,
+    status: int,
+    reason_code: str | None,
+    at: datetime,
+) -> AuditEvent:
+    """The ledger event of an API call that carried no change of its own (a read, a wrap, a
+    failure); ``seq`` is assigned when it is chained."""
+    return AuditEvent(
+        instance_id=instance_id,
+        seq=0,
+        event_time=at,
+        action=action,
+        outcome="success" if status < 400 else "failure",
+        initiator=request.initiator(),
+        target=Target(target_id, target_type, key_version=request.key_version),
+        reason_code=reason_code,
+        status=status,
+        correlation_id=request.correlation_id,
+        request_id=request.request_id,
+        detail=tuple(sorted(dict(request.detail).items())),
+    )
+
+
+class LedgerSink:
+    """The key service's :class:`~kyok.kms.ports.AuditSink`: writes each change's event into the
+    ledger in the change's own unit of work (a failure aborts the change)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def record(self, uow: UnitOfWork, event: KmsEvent) -> None:
+        """Chain and write ``event`` in ``uow`` (before the service commits it)."""
+        request = current_request.get()
+        try:
+            self._ledger.append(uow, [audit_event_of(event, request)])
+        except VersionConflict:
+            raise
+        except KyokError as exc:
+            log.error("the audit ledger refused an event: %s", exc.code)
+            raise AuditUnavailable() from None
+        if request is not None and event.instance_id == (request.instance_id or event.instance_id):
+            request.recorded = True
+
+
+# ------------------------------------------------------------------ group commit
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: AuditEvent
+    future: Future[ChainedEvent]
+    deferred: bool = False
+
+
+#: The most events a fail-open instance may have waiting for the ledger to come back.
+MAX_DEFERRED = 100_000
+
+
+class GroupCommitter:
+    """Writes queued events in batches, one transaction per batch (see the module docstring).
+
+    Args:
+        uow_factory: opens the batch's unit of work.
+        ledger: chains and writes.
+        max_batch: the most events in one transaction.
+        attempts: how often a batch is tried before its callers are refused.
+        on_commit: called (in the writer thread) after every committed batch, e.g. to wake the
+            forwarders.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        ledger: Ledger,
+        *,
+        max_batch: int = 2000,
+        attempts: int = 3,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._uow = uow_factory
+        self._ledger = ledger
+        self._max_batch = max_batch
+        self._attempts = attempts
+        self._on_commit = on_commit
+        self._queue: list[_Pending] = []
+        self._deferred: list[_Pending] = []
+        self._retry_at = 0.0
+        self.dropped = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.batches = 0
+        self.events = 0
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="kyok-audit-commit", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        with self._cond:
+            thread = self._thread
+            self._stopping = True
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+        with self._cond:
+            self._thread = None
+
+    def submit(self, event: AuditEvent) -> Future[ChainedEvent]:
+        """Queue ``event``; the future completes once it is committed (or fails with
+        :class:`AuditUnavailable`)."""
+        future: Future[ChainedEvent] = Future()
+        with self._cond:
+            if self._thread is None:
+                self._cond.release()
+                try:
+                    self.start()
+                finally:
+                    self._cond.acquire()
+            self._queue.append(_Pending(event, future))
+            self._cond.notify()
+        return future
+
+    def defer(self, event: AuditEvent) -> None:
+        """Keep ``event`` of a call that was served although the ledger could not be written
+        (an instance that fails open); it is written as soon as the ledger takes writes again.
+        At most :data:`MAX_DEFERRED` wait; beyond that the oldest are dropped (and counted)."""
+        with self._cond:
+            self._deferred.append(_Pending(event, Future(), deferred=True))
+            if len(self._deferred) > MAX_DEFERRED:
+                del self._deferred[0]
+                self.dropped += 1
+                log.error("audit events dropped while the ledger was unavailable: %d", self.dropped)
+            self._cond.notify()
+
+    @property
+    def deferred(self) -> int:
+        """Events served fail-open that still wait to be written."""
+        with self._cond:
+            return len(self._deferred)
+
+    def write(self, event: AuditEvent, timeout: float = 30.0) -> ChainedEvent:
+        """Queue ``event`` and wait until it is committed.
+
+        Raises:
+            AuditUnavailable: it could not be written.
+        """
+        try:
+            return self.submit(event).result(timeout)
+        except AuditUnavailable:
+            raise
+        except Exception:
+            raise AuditUnavailable() from None
+
+    def _run(self) -> None:
+        next_sweep = time.monotonic() + self._ledger.policy.every_seconds
+        while True:
+            with self._cond:
+                if not self._queue and not self._stopping:
+                    self._cond.wait(timeout=1.0)
+                if self._deferred and time.monotonic() >= self._retry_at:
+                    self._queue[:0] = self._deferred  # older than anything queued now
+                    self._deferred = []
+                if not self._queue and self._stopping:
+                    return
+                batch = self._queue[: self._max_batch]
+                del self._queue[: len(batch)]
+            if batch:
+                self._commit(batch)
+            else:
+                self._ledger.load_keys()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self._ledger.policy.every_seconds
+                self.sign_stale()
+
+    def sign_stale(self) -> int:
+        """Sign a checkpoint over every ledger whose unsigned tail is older than the policy's
+        interval, so a quiet ledger ends with a checkpoint too. Returns how many were signed."""
+        signed = 0
+        try:
+            with self._uow(read_only=True) as uow:
+                instance_ids = uow.audit.instance_ids()
+            for instance_id in instance_ids:
+                with self._uow() as uow:
+                    if self._ledger.checkpoint_stale(uow, instance_id) is not None:
+                        uow.commit()
+                        signed += 1
+            self._ledger.load_keys()
+        except Exception as exc:  # the next sweep tries again
+            log.warning(
+                "audit checkpoint sweep failed: %s", getattr(exc, "code", type(exc).__name__)
+            )
+        return signed
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                with self._uow() as uow:
+                    chained = self._ledger.append(uow, [p.event for p in batch])
+                    uow.commit()
+            except Exception as exc:
+                if attempt < self._attempts:
+                    time.sleep(0.01 * attempt)
+                    continue
+                log.error(
+                    "could not write %d audit event(s): %s",
+                    len(batch),
+                    getattr(exc, "code", type(exc).__name__),
+                )
+                with self._cond:
+                    self._retry_at = time.monotonic() + 1.0
+                    self._deferred[:0] = [p for p in batch if p.deferred]
+                for pending in batch:
+                    if not pending.deferred:
+                        pending.future.set_exception(AuditUnavailable())
+                return
+            self.batches += 1
+            self.events += len(batch)
+            self._ledger.load_keys()
+            for pending, chained_event in zip(batch, _in_order(batch, chained), strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(chained_event)
+            if self._on_commit is not None:
+                try:
+                    self._on_commit()
+                except Exception:  # a wake-up must never fail a commit
+                    log.exception("audit on_commit hook failed")
+            return
+
+
+def _in_order(batch: Sequence[_Pending], chained: Sequence[ChainedEvent]) -> list[ChainedEvent]:
+    """``chained`` (grouped by instance) in the order of ``batch``."""
+    queues: dict[str, list[ChainedEvent]] = defaultdict(list)
+    for c in chained:
+        queues[c.event.instance_id].append(c)
+    out: list[ChainedEvent] = []
+    for pending in batch:
+        out.append(queues[pending.event.instance_id].pop(0))
+    return out
+
+
+# ------------------------------------------------------------------ reading
+
+
+class LedgerReader:
+    """Reads the committed ledger: for the API, exports, and the forwarders (it is their
+    :class:`~kyok.audit.feed.LedgerFeed` and :class:`~kyok.audit.feed.CursorStore`)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow = uow_factory
+
+    def events(self, query: AuditQuery) -> list[ChainedEvent]:
+        """Events matching ``query``, by seq."""
+        with self._uow(read_only=True) as uow:
+            return [chained_of(e) for e in uow.audit.entries(query)]
+
+    def checkpoints(
+        self, instance_id: str, from_seq: int | None, to_seq: int | None, limit: int = 1000
+    ) -> list[Checkpoint]:
+        """Checkpoints with ``from_seq <= seq <= to_seq``, by seq."""
+        with self._uow(read_only=True) as uow:
+            return [
+                checkpoint_of(c)
+                for c in uow.audit.checkpoints(instance_id, from_seq, to_seq, limit)
+            ]
+
+    def first_checkpoint_after(self, instance_id: str, seq: int) -> Checkpoint | None:
+        """The first checkpoint at or after ``seq``."""
+        with self._uow(read_only=True) as uow:
+            found = uow.audit.first_checkpoint_after(instance_id, seq)
+        return None if found is None else checkpoint_of(found)
+
+    def head(self, instance_id: str) -> AuditHeadRecord | None:
+        """Where the ledger of ``instance_id`` stands."""
+        with self._uow(read_only=True) as uow:
+            return uow.audit.head(instance_id)
+
+    # LedgerFeed
+    def instance_ids(self) -> list[str]:
+        """Instances with a ledger."""
+        with self._uow(read_only=True) as uow:
+            return uow.audit.instance_ids()
+
+    def read_after(self, instance_id: str, after_seq: int | None, limit: int) -> list[ChainedEvent]:
+        """Up to ``limit`` events after ``after_seq``."""
+        return self.events(AuditQuery(instance_id, after_seq=after_seq, limit=max(1, limit)))
+
+    # CursorStore
+    def load(self, sink: str, instance_id: str) -> int | None:
+        """The forwarder's cursor."""
+        with self._uow(read_only=True) as uow:
+            return uow.audit.cursor(sink, instance_id)
+
+    def save(self, sink: str, instance_id: str, seq: int) -> None:
+        """Move the forwarder's cursor."""
+        with self._uow() as uow:
+            uow.audit.save_cursor(sink, instance_id, seq)
+            uow.commit()
