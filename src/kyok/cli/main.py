@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from kyok import __version__
-from kyok.cli import ceremony, remote, server
+from kyok.cli import audit, ceremony, remote, server
 from kyok.cli._output import set_debug
 
 app = typer.Typer(
@@ -18,8 +18,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(ceremony.app, name="ceremony")
+app.add_typer(audit.app, name="audit")  # kyok audit pubkey | export | verify | tail
 app.command("server")(server.server)  # kyok server --dev | --config FILE
-remote.register(app)  # login, whoami, wrap/unwrap/rewrap, key, ring, alias, principal, apikey, role
+# login, whoami, wrap/unwrap/rewrap, import, key (keys), instance, ring, alias, principal, apikey,
+# role
+remote.register(app)
 
 
 def _version(value: bool) -> None:
