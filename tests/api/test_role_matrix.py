@@ -573,6 +573,8 @@ ROWS: tuple[Row, ...] = (
         _fixed("GET", "/api/v2/kyok/audit/events")),
     Row("GET", "/api/v2/kyok/audit/checkpoints", "kyok.audit.read", INSTANCE, 200,
         _fixed("GET", "/api/v2/kyok/audit/checkpoints")),
+    Row("POST", "/api/v2/kyok/audit/checkpoints", "kyok.audit.read", INSTANCE, 200,
+        _fixed("POST", "/api/v2/kyok/audit/checkpoints")),
     Row("GET", "/api/v2/kyok/audit/head", "kyok.audit.read", INSTANCE, 200,
         _fixed("GET", "/api/v2/kyok/audit/head")),
     Row("GET", "/api/v2/kyok/audit/pubkey", "kyok.audit.read", INSTANCE, 200,

@@ -29,7 +29,6 @@ from kyok.bootstrap import open_node
 from kyok.kms.ledger import AuditQuery
 from kyok.settings import Settings
 
-
 pytestmark = pytest.mark.slow
 
 API_KEY = "kyok-test-kill9-api-key-0001"
@@ -129,7 +128,9 @@ def test_kill_9_under_load_loses_no_answered_event(tmp_path: Path) -> None:
                                 headers={"Correlation-Id": cid},
                             )
                         elif kind == 2:
-                            r = client.get(f"/api/v2/keys/{key}/metadata", headers={"Correlation-Id": cid})
+                            r = client.get(
+                                f"/api/v2/keys/{key}/metadata", headers={"Correlation-Id": cid}
+                            )
                         elif kind == 3 and n < 2:
                             r = client.post(
                                 "/api/v2/keys",

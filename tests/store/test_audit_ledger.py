@@ -7,6 +7,7 @@ row serialises them), and what is read back verifies offline.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -79,7 +80,7 @@ def test_append_chains_and_checkpoints(any_store: AnyStore) -> None:
     assert [e.seq for e in events] == list(range(7))
     assert events[0].prev_hash == genesis_hash("i1")
     assert all(e.hash_ok() for e in events)
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
     # the first event is signed at once (no checkpoint yet), then every 3 events
     assert [c.seq for c in reader.checkpoints("i1", None, None)] == [0, 3, 6]
     head = reader.head("i1")
@@ -124,9 +125,9 @@ def test_filters(any_store: AnyStore) -> None:
     assert [e.seq for e in reader.events(AuditQuery("i1"))] == [0, 1, 2]
     assert [e.seq for e in reader.events(AuditQuery("i2"))] == [0]
     assert [e.seq for e in reader.events(AuditQuery("i1", outcome="failure"))] == [1]
-    assert [e.event.action for e in reader.events(AuditQuery("i1", actions=("kms.keys.read",)))] == [
-        "kms.keys.read"
-    ]
+    assert [
+        e.event.action for e in reader.events(AuditQuery("i1", actions=("kms.keys.read",)))
+    ] == ["kms.keys.read"]
     assert [e.seq for e in reader.events(AuditQuery("i1", after_seq=0, limit=1))] == [1]
     assert [e.seq for e in reader.events(AuditQuery("i1", until_seq=1))] == [0, 1]
     assert reader.events(AuditQuery("i1", since=T0 + timedelta(seconds=1))) == []

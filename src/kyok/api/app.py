@@ -75,7 +75,12 @@ def create_app(node: NodePort) -> FastAPI:
     # Added first, so it sits inside the request-context middleware (ids, metrics, access log).
     app.add_middleware(DataPlaneFastPath, node=node, media=app.state.kp_media)
     # Every call under /api/v2, /identity and /oidc goes on the audit record (kyok.api.audit).
-    app.add_middleware(AuditMiddleware, writer=node.audit_writer, instance_exists=_instances(node))
+    app.add_middleware(
+        AuditMiddleware,
+        writer=node.audit_writer,
+        instance_exists=_instances(node),
+        fail_open=node.audit_settings.fail_open,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     openapi.install(app)
     return app

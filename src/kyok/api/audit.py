@@ -34,7 +34,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kyok.api.errors import kyok_error_response
+from kyok.api.errors import internal_error_response, kyok_error_response
 from kyok.api.operations import current_operation
 from kyok.auth.context import AuthContext
 from kyok.kms.audit_settings import FAIL_OPEN_ACTIONS
@@ -47,7 +47,7 @@ from kyok.kms.ledger import (
     current_request,
 )
 
-__all__ = ["AuditMiddleware", "action_of", "note_caller"]
+__all__ = ["AuditMiddleware", "action_of", "note_caller", "note_instance", "note_principal"]
 
 log = logging.getLogger("kyok.audit")
 
@@ -126,6 +126,26 @@ def _slug(route: str, prefix: str) -> str:
     return "-".join(re.sub(r"[^a-z0-9_-]", "-", p.lower()) for p in parts)
 
 
+def note_instance(instance_id: str, **detail: str) -> None:
+    """Put the current request's event in ``instance_id``'s ledger, with ``detail`` (short,
+    non-secret facts) added to it."""
+    request = current_request.get()
+    if request is None:
+        return
+    request.instance_id = instance_id
+    request.detail.extend(detail.items())
+
+
+def note_principal(instance_id: str, principal_id: str, kind: str | None) -> None:
+    """Record who a credential exchange turned out to be (the token endpoints)."""
+    request = current_request.get()
+    if request is None:
+        return
+    request.instance_id = instance_id
+    request.principal_id = principal_id
+    request.principal_type = kind or "principal"
+
+
 def note_caller(ctx: AuthContext, credential: str = "token") -> None:
     """Record who the current request turned out to be (called right after authentication)."""
     request = current_request.get()
@@ -183,6 +203,12 @@ class AuditMiddleware:
 
         try:
             await self.app(scope, receive, hold)
+        except Exception:
+            # An unexpected error is a failure like any other: answer 500 and record it.
+            log.exception("request %s failed with an unexpected error", request.request_id)
+            held.clear()
+            finished = False
+            await internal_error_response(scope)(scope, receive, hold)
         finally:
             current_request.reset(token)
         if not held:

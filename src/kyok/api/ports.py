@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from kyok.auth.context import AuthContext
 from kyok.kms.audit_settings import AuditSettings
 from kyok.kms.imports import ImportTokenService
-from kyok.kms.ledger import AuditPublicKey, GroupCommitter, LedgerReader
+from kyok.kms.ledger import AuditPublicKey, GroupCommitter, Ledger, LedgerReader
 from kyok.kms.service import KeyService
 from kyok.settings import Settings
 
@@ -79,6 +79,10 @@ class UnitConsolePort(Protocol):
         """The transcript export, one JSON line per entry."""
         ...
 
+    def transcript_head(self, instance_id: str) -> tuple[int, str] | None:
+        """Entries applied and the last entry's hash (None: no unit)."""
+        ...
+
     def start_reencrypt(self, instance_id: str) -> Mapping[str, Any]:
         """Start re-encryption in the background; returns ``running``/``rotation_remaining``."""
         ...
@@ -111,6 +115,9 @@ class NodePort(Protocol):
 
     @property
     def audit_reader(self) -> LedgerReader: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
 
     @property
     def audit_settings(self) -> AuditSettings: ...

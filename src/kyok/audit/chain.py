@@ -34,6 +34,7 @@ __all__ = [
     "ChainHead",
     "ChainedEvent",
     "entry_hash",
+    "entry_hash_of",
     "genesis_hash",
     "parse_hash",
 ]
@@ -50,9 +51,14 @@ def genesis_hash(instance_id: str) -> bytes:
 
 def entry_hash(prev_hash: bytes, event: AuditEvent) -> bytes:
     """The chain hash of ``event`` placed after ``prev_hash``."""
+    return entry_hash_of(prev_hash, event.canonical_bytes())
+
+
+def entry_hash_of(prev_hash: bytes, canonical: bytes) -> bytes:
+    """The chain hash of an event whose ``canonical_bytes()`` are ``canonical``."""
     if len(prev_hash) != HASH_LEN:
         raise ValueError("a chain hash is 32 bytes")
-    return hashlib.sha256(CHAIN_LABEL + lp(prev_hash, event.canonical_bytes())).digest()
+    return hashlib.sha256(CHAIN_LABEL + lp(prev_hash, canonical)).digest()
 
 
 def parse_hash(text: object, what: str) -> bytes:

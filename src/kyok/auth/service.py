@@ -123,6 +123,9 @@ class TokenGrant:
     expiration: int  # when it expires (epoch seconds)
     token_type: str = "Bearer"  # noqa: S105 (the OAuth token type)
     scope: str = "ibm openid"
+    principal_id: str | None = None  # who it was issued to (for the audit record)
+    instance_id: str | None = None
+    principal_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +390,15 @@ class AuthService:
         else:
             uow.refresh_tokens.add(record)
             uow.commit()
-        return TokenGrant(access, secret.reveal(), self._token_ttl, claims.expires_at)
+        return TokenGrant(
+            access,
+            secret.reveal(),
+            self._token_ttl,
+            claims.expires_at,
+            principal_id=principal.id,
+            instance_id=principal.instance_id,
+            principal_kind=principal.kind,
+        )
 
     def purge_expired_refresh_tokens(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` refresh tokens whose session has ended (housekeeping).

@@ -108,6 +108,16 @@ class UnitConsole:
             raise InvalidInput(str(exc), code="BAD_BODY_ERR") from None
         return self._unit(instance_id).submit(signed, sealed_part=sealed_part)
 
+    def transcript_head(self, instance_id: str) -> tuple[int, str] | None:
+        """How many transcript entries the instance's unit has applied and the hash of the last,
+        or None when the instance has no unit. Audit events of ceremony calls carry it, so the
+        signed ledger vouches for the transcript up to that entry."""
+        try:
+            state = self._unit(instance_id).state
+        except KyokError:
+            return None
+        return state.n, state.head
+
     def transcript(self, instance_id: str) -> list[str]:
         """The unit's transcript as export lines (JSON, one entry each).
 

@@ -42,7 +42,7 @@ from kyok.audit import (
     Target,
     make_checkpoint,
 )
-from kyok.audit.chain import genesis_hash
+from kyok.audit.chain import entry_hash_of, genesis_hash
 from kyok.audit.event import MAX_DETAIL_VALUE
 from kyok.auth.principals import SYSTEM, PrincipalKind
 from kyok.clock import Clock
@@ -190,21 +190,29 @@ class Ledger:
         stored = uow.audit.ensure_head(
             AuditHeadRecord(instance_id, 0, genesis_hash(instance_id), None, None)
         )
-        head = ChainHead(instance_id, stored.next_seq, stored.hash)
-        chained, new_head = head.extend(events, renumber=True)
-        entries = [
-            AuditEntryRecord(
-                instance_id=instance_id,
-                seq=c.seq,
-                event_time=c.event.event_time,
-                action=c.event.action,
-                outcome=c.event.outcome,
-                body=canonical_json(c.event.to_json()).decode(),
-                prev_hash=c.prev_hash,
-                hash=c.hash,
+        # Each event is encoded once: the same canonical bytes are hashed and stored.
+        prev = stored.hash
+        chained: list[ChainedEvent] = []
+        entries: list[AuditEntryRecord] = []
+        for offset, event in enumerate(events):
+            event = event.with_seq(stored.next_seq + offset)
+            body = event.canonical_bytes()
+            digest = entry_hash_of(prev, body)
+            chained.append(ChainedEvent(event, prev, digest))
+            entries.append(
+                AuditEntryRecord(
+                    instance_id=instance_id,
+                    seq=event.seq,
+                    event_time=event.event_time,
+                    action=event.action,
+                    outcome=event.outcome,
+                    body=body.decode("ascii"),
+                    prev_hash=prev,
+                    hash=digest,
+                )
             )
-            for c in chained
-        ]
+            prev = digest
+        new_head = ChainHead(instance_id, stored.next_seq + len(chained), prev)
         checkpoint = self._checkpoint_if_due(stored, new_head, chained[-1] if chained else None)
         uow.audit.append(
             entries,
@@ -253,6 +261,48 @@ class Ledger:
             log.info("no audit checkpoint for now (%s)", exc.code)
             return None
 
+    def checkpoint_now(self, uow: UnitOfWork, instance_id: str) -> Checkpoint | None:
+        """Sign a checkpoint over the head of ``instance_id`` now, unless it is signed already
+        (then that checkpoint is returned). None for an empty ledger or when nothing can sign
+        (a sealed unit, the system ledger). Load the key first (:meth:`load_key`)."""
+        stored = uow.audit.head(instance_id, lock=True)
+        if stored is None or stored.next_seq == 0:
+            return None
+        last_seq = stored.next_seq - 1
+        if stored.checkpoint_seq == last_seq:
+            found = uow.audit.checkpoints(instance_id, last_seq, last_seq, limit=1)
+            return checkpoint_of(found[0]) if found else None
+        return self._sign_head(uow, stored, self._clock.now())
+
+    def load_key(self, instance_id: str) -> None:
+        """Load (or make) the signing key of ``instance_id``; call outside any transaction."""
+        signer = self._signer_for(instance_id)
+        load = getattr(signer, "load", None)
+        if load is not None:
+            try:
+                load()
+            except KyokError as exc:
+                log.info("audit signing key not loaded (%s)", exc.code)
+
+    def _sign_head(
+        self, uow: UnitOfWork, stored: AuditHeadRecord, now: datetime
+    ) -> Checkpoint | None:
+        instance_id = stored.instance_id
+        last_seq = stored.next_seq - 1
+        found = uow.audit.entries(AuditQuery(instance_id, after_seq=last_seq - 1, limit=1))
+        if not found:
+            return None
+        checkpoint = self._sign(chained_of(found[0]), now)
+        if checkpoint is None:
+            return None
+        uow.audit.append(
+            [],
+            AuditHeadRecord(instance_id, stored.next_seq, stored.hash, last_seq, now),
+            stored.next_seq,
+        )
+        uow.audit.add_checkpoint(_checkpoint_record(checkpoint))
+        return checkpoint
+
     def checkpoint_stale(self, uow: UnitOfWork, instance_id: str) -> Checkpoint | None:
         """Sign a checkpoint over the head of ``instance_id`` if events after the last one are
         older than the policy's interval (the timer calls this, so a quiet ledger's tail gets
@@ -268,19 +318,7 @@ class Ledger:
             seconds=self.policy.every_seconds
         ):
             return None
-        found = uow.audit.entries(AuditQuery(instance_id, after_seq=last_seq - 1, limit=1))
-        if not found:
-            return None
-        checkpoint = self._sign(chained_of(found[0]), now)
-        if checkpoint is None:
-            return None
-        uow.audit.append(
-            [],
-            AuditHeadRecord(instance_id, stored.next_seq, stored.hash, last_seq, now),
-            stored.next_seq,
-        )
-        uow.audit.add_checkpoint(_checkpoint_record(checkpoint))
-        return checkpoint
+        return self._sign_head(uow, stored, now)
 
 
 def _checkpoint_record(checkpoint: Checkpoint) -> AuditCheckpointRecord:
@@ -679,6 +717,34 @@ class LedgerReader:
         """Events matching ``query``, by seq."""
         with self._uow(read_only=True) as uow:
             return [chained_of(e) for e in uow.audit.entries(query)]
+
+    def events_as_stored(self, query: AuditQuery) -> list[dict[str, Any]]:
+        """Events matching ``query`` as JSON objects exactly as stored, parsed but not checked:
+        a row someone edited into something that is no event at all still comes back (as
+        ``{"instanceId", "seq", "unparsable": <stored text>}``), for the verifier to name."""
+        with self._uow(read_only=True) as uow:
+            entries = uow.audit.entries(query)
+        out: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                obj = json.loads(entry.body)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                obj = {"instanceId": entry.instance_id, "seq": entry.seq, "unparsable": entry.body}
+            obj["prevHash"] = bytes(entry.prev_hash).hex()
+            obj["hash"] = bytes(entry.hash).hex()
+            out.append(obj)
+        return out
+
+    def sign_now(self, ledger: Ledger, instance_id: str) -> Checkpoint | None:
+        """Sign a checkpoint over the head of ``instance_id`` now (see
+        :meth:`Ledger.checkpoint_now`)."""
+        ledger.load_key(instance_id)
+        with self._uow() as uow:
+            checkpoint = ledger.checkpoint_now(uow, instance_id)
+            uow.commit()
+        return checkpoint
 
     def checkpoints(
         self, instance_id: str, from_seq: int | None, to_seq: int | None, limit: int = 1000

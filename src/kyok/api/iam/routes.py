@@ -32,6 +32,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from kyok.api.audit import note_principal
 from kyok.auth import AuthService, InvalidApiKey, InvalidRefreshToken, TokenGrant
 from kyok.errors import KyokError
 
@@ -228,6 +229,8 @@ def build_iam_router(auth: AuthService) -> APIRouter:
         except Exception:
             log.exception("token request %s failed", request_id)
             return iam_error(500, "BXNIM0500E", "The token could not be issued.", request_id)
+        if grant.principal_id is not None and grant.instance_id is not None:
+            note_principal(grant.instance_id, grant.principal_id, grant.principal_kind)
         return JSONResponse(_grant_body(grant), headers=_NO_STORE)
 
     for path in ("/identity/token", "/oidc/token"):

@@ -7,6 +7,9 @@ For Managers and for the ``KyokAuditor`` role, which may read the ledger and not
         -> {"instanceId", "events": [chained event JSON...], "nextAfterSeq": n | null}
     GET /api/v2/kyok/audit/checkpoints?fromSeq=&toSeq=&limit=
         -> {"instanceId", "checkpoints": [checkpoint JSON...]}
+    POST /api/v2/kyok/audit/checkpoints
+        -> {"instanceId", "checkpoint": checkpoint JSON}  (signed now over the head, or the
+           checkpoint already there; lets an export up to "now" end signed)
     GET /api/v2/kyok/audit/head
         -> {"instanceId", "nextSeq", "hash", "checkpointSeq", "checkpointAt"}
     GET /api/v2/kyok/audit/pubkey
@@ -121,12 +124,12 @@ def build_router() -> APIRouter:
             outcome=outcome,
             limit=limit,
         )
-        found = node.audit_reader.events(query)
+        found = node.audit_reader.events_as_stored(query)
         return json_response(
             {
                 "instanceId": ctx.instance_id,
-                "events": [e.to_json() for e in found],
-                "nextAfterSeq": found[-1].seq if len(found) == limit else None,
+                "events": found,
+                "nextAfterSeq": found[-1]["seq"] if len(found) == limit else None,
             }
         )
 
@@ -148,6 +151,18 @@ def build_router() -> APIRouter:
         return json_response(
             {"instanceId": ctx.instance_id, "checkpoints": [c.to_json() for c in found]}
         )
+
+    @router.post("/checkpoints", summary="Sign a checkpoint over the ledger's head now")
+    @operation("An audit checkpoint could not be signed")
+    def sign_checkpoint(ctx: Caller, node: Node) -> JSONResponse:
+        ctx.require(Permission.AUDIT_READ)
+        checkpoint = node.audit_reader.sign_now(node.ledger, ctx.instance_id)
+        if checkpoint is None:
+            head = node.audit_reader.head(ctx.instance_id)
+            if head is None or head.next_seq == 0:
+                raise InvalidInput("the ledger has no events to sign yet", code="NO_EVENTS_ERR")
+            raise Unavailable("the instance's crypto unit is sealed: nothing can sign right now")
+        return json_response({"instanceId": ctx.instance_id, "checkpoint": checkpoint.to_json()})
 
     @router.get("/head", summary="Where the instance's audit ledger stands")
     @operation("The audit head could not be read")

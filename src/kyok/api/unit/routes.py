@@ -18,8 +18,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from kyok.api import openapi
+from kyok.api.audit import note_instance
 from kyok.api.deps import CorrelationHeaders, InstanceId, Node, RawBody
 from kyok.api.operations import operation
+from kyok.api.ports import NodePort
 from kyok.api.responses import error_responses, json_response
 from kyok.api.unit import models
 from kyok.kms.errors import BadBody, InvalidField
@@ -75,8 +77,20 @@ def unit_command(node: Node, instance: InstanceId, raw: RawBody) -> Response:
             part = base64.b64decode(sealed.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
             raise InvalidField("sealedPart", "must be base64 text") from None
-    result = node.unit_console.submit(instance, command, part)
+    try:
+        result = node.unit_console.submit(instance, command, part)
+    finally:
+        _note_transcript(node, instance, command.get("command"))
     return json_response(camel(dict(result)))
+
+
+def _note_transcript(node: NodePort, instance: str, command: object) -> None:
+    """Tie this call's audit event to the unit's transcript head (entries and last hash)."""
+    head = node.unit_console.transcript_head(instance)
+    detail = {"command": command} if isinstance(command, str) and command.isidentifier() else {}
+    if head is not None:
+        detail |= {"transcriptEntries": str(head[0]), "transcriptHead": head[1]}
+        note_instance(instance, **detail)
 
 
 @operation("Administrator credential could not be made")
@@ -94,7 +108,10 @@ def unit_admin_credential(node: Node, instance: InstanceId, raw: RawBody) -> Res
         if body.get("command") != "authorize_admin":
             raise InvalidField("command", "must be authorize_admin")
         seq = body.get("seq")
-        node.unit_console.submit(instance, body, None)
+        try:
+            node.unit_console.submit(instance, body, None)
+        finally:
+            _note_transcript(node, instance, "authorize_admin")
     else:
         seq = body.get("authorizationSeq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
