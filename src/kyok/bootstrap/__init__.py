@@ -11,10 +11,14 @@ server's instance and credentials), :mod:`~kyok.bootstrap.auth` (the auth servic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from kyok.audit import CheckpointPolicy
+from kyok.audit.forward import Forwarder
+from kyok.audit.jsonl_sink import JsonlFileDestination
+from kyok.audit.syslog import SyslogTlsDestination
 from kyok.bootstrap.auth import AuthProvider, make_auth
 from kyok.bootstrap.units import UnitConsole
 from kyok.clock import Clock, SystemClock
@@ -58,6 +62,8 @@ class Node:
         audit_writer: group-commits the events of calls that change nothing.
         audit_reader: reads the ledger back.
         audit_settings: the instances' audit choices (fail open for wrap/unwrap).
+        forwarders: copy the ledger to the configured JSONL file and syslog receiver (started
+            by the server, not by opening the node).
     """
 
     settings: Settings
@@ -72,6 +78,7 @@ class Node:
     audit_writer: GroupCommitter
     audit_reader: LedgerReader
     audit_settings: AuditSettings
+    forwarders: list[Forwarder] = field(default_factory=list)
 
     def audit_key(self, instance_id: str) -> VerifyingKey | None:
         """The public key of the instance's audit signing key (None while its unit is sealed)."""
@@ -80,9 +87,17 @@ class Node:
         except KyokError:
             return None
 
+    def start_forwarders(self) -> None:
+        """Start copying the ledger to the configured sinks (each commit wakes them)."""
+        for forwarder in self.forwarders:
+            forwarder.start()
+
     def close(self) -> None:
-        """Write the queued audit events, seal every unit and release the database."""
+        """Write the queued audit events, let the forwarders catch up, seal every unit and
+        release the database."""
         self.audit_writer.stop()
+        for forwarder in self.forwarders:
+            forwarder.close()
         for unit in self.units.loaded():
             unit.seal()
         self.store.close()
@@ -179,7 +194,14 @@ def open_node(
     import_tokens = ImportTokenService(
         store.uow, units, clock, rsa_bits=settings.server.import_token_rsa_bits, audit=sink
     )
-    writer = GroupCommitter(store.uow, ledger, max_batch=settings.audit.max_batch)
+    reader = LedgerReader(store.uow)
+    forwarders = make_forwarders(settings, reader)
+    writer = GroupCommitter(
+        store.uow,
+        ledger,
+        max_batch=settings.audit.max_batch,
+        on_commit=_waker(forwarders),
+    )
     provider = auth or make_auth(settings, store, units, clock)
     console = UnitConsole(units, store.units, service.list_instances)
     return Node(
@@ -193,6 +215,39 @@ def open_node(
         import_tokens,
         ledger,
         writer,
-        LedgerReader(store.uow),
+        reader,
         AuditSettings(store.uow, sink, clock),
+        forwarders,
     )
+
+
+def _waker(forwarders: list[Forwarder]) -> Callable[[], None] | None:
+    """Wake every forwarder (after each group commit), or None without forwarders."""
+    if not forwarders:
+        return None
+
+    def wake() -> None:
+        for forwarder in forwarders:
+            forwarder.wake()
+
+    return wake
+
+
+def make_forwarders(settings: Settings, reader: LedgerReader) -> list[Forwarder]:
+    """The forwarders ``settings.audit`` asks for (a JSONL file, a syslog receiver over TLS)."""
+    audit = settings.audit
+    forwarders: list[Forwarder] = []
+    if audit.jsonl_path is not None:
+        destination = JsonlFileDestination(audit.jsonl_path)
+        forwarders.append(Forwarder("jsonl", reader, reader, destination))
+    if audit.syslog_host is not None:
+        assert audit.syslog_ca and audit.syslog_cert and audit.syslog_key  # checked by settings
+        syslog = SyslogTlsDestination(
+            audit.syslog_host,
+            audit.syslog_port,
+            ca_file=str(audit.syslog_ca),
+            cert_file=str(audit.syslog_cert),
+            key_file=str(audit.syslog_key),
+        )
+        forwarders.append(Forwarder("syslog", reader, reader, syslog))
+    return forwarders

@@ -128,6 +128,7 @@ def _serve(node: Node, sock: socket.socket) -> None:
     try:
         if scheduler is not None:
             scheduler.start()
+        node.start_forwarders()
         server.run(sockets=[sock])
     finally:
         if scheduler is not None:
