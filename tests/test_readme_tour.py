@@ -49,6 +49,10 @@ def test_the_readme_tour_works_as_written(tmp_path: Path) -> None:
         "key",
         "unwrap",
         "key",
+        "audit",
+        "audit",
+        "audit",
+        "audit",
     ]
     port = free_port()
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
@@ -91,6 +95,9 @@ def test_the_readme_tour_works_as_written(tmp_path: Path) -> None:
         assert re.fullmatch(r"[A-Za-z0-9+/]{43}=", first_dek)
         assert first_dek in outputs[5] and "rewrapped" in outputs[5]  # after the rotation
         assert outputs[6].count("-") > 8  # two versions listed
+        assert "kms.keys.list-versions" in outputs[7]  # the last call, on the record
+        assert "BEGIN PUBLIC KEY" in (tmp_path / "audit.pub.pem").read_text()
+        assert "intact" in outputs[10]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

@@ -623,7 +623,7 @@ def verify_cmd(
 # ---------------------------------------------------------------- tail
 
 
-_COLUMNS = ("seq", "time", "action", "outcome", "reason", "initiator", "target")
+_COLUMNS = ("seq", "time", "action", "outcome", "initiator", "target")
 
 
 def _member(event: dict[str, Any], name: str) -> dict[str, Any]:
@@ -639,21 +639,31 @@ def _row(event: dict[str, Any]) -> list[Any]:
         why = f"{code} ({status})" if status is not None else code
     elif status is not None and event.get("outcome") == "failure":
         why = str(status)
+    when = event.get("eventTime")
+    if isinstance(when, str) and len(when) >= 19:
+        when = when[:19].replace("T", " ")  # UTC, to the second; --json has the microseconds
+    outcome = event.get("outcome")
     return [
         event.get("seq"),
-        event.get("eventTime"),
+        when,
         event.get("action"),
-        event.get("outcome"),
-        why,
-        initiator.get("id"),
-        target.get("id"),
+        f"{outcome} {why}" if why else outcome,
+        _short(initiator.get("id")),
+        _short(target.get("id")),
     ]
+
+
+def _short(value: object) -> object:
+    """A long id cut to its first 8 characters (like a short commit id); --json has it whole."""
+    if isinstance(value, str) and len(value) > 12:
+        return value[:8] + "…"
+    return value
 
 
 def _table(events: Iterable[dict[str, Any]], *, header: bool) -> Table:
     """Events as a table; ``header=False`` for the rows that ``--follow`` adds (same widths)."""
     t = Table(box=box.SIMPLE_HEAD, show_header=header, show_edge=False, pad_edge=False)
-    widths = {"seq": 6, "time": 27, "outcome": 7}
+    widths = {"seq": 5, "time": 19, "action": 16, "initiator": 9, "target": 9}
     for name in _COLUMNS:
         t.add_column(
             name,
