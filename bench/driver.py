@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Load driver of bench/wrap.sh: kyok wrap/unwrap against moto's AWS KMS Encrypt/Decrypt.
+"""Load driver of bench/wrap.sh: kyok wrap/unwrap, with and without its audit ledger, against
+moto's AWS KMS Encrypt/Decrypt.
 
-bench/wrap.sh installs what is missing, starts both servers (pinned to the server core) and
-cleans up; this program (standard library only) does the rest:
+bench/wrap.sh installs what is missing, starts the servers (pinned to the server core) and
+cleans up: ``kyok server --dev``, bench/noledger_server.py (the same server with the audit
+middleware taken out: the bench-only baseline of the ledger's cost; optional here) and
+``moto_server``. This program (standard library only) does the rest:
 
-1. kyok: gets an access token (``POST /identity/token``), creates a root key, wraps one
-   32-byte DEK and unwraps it again (the smoke test of the exact bodies the load sends);
-   moto: ``CreateKey``, one ``Encrypt`` and one ``Decrypt``.
-2. For each run and each workload (kyok wrap, kyok unwrap, moto Encrypt, moto Decrypt): waits
-   until the machine is quiet, runs a warm-up, then the measured wrk run, pinned to the load
-   core, and records wrk's figures together with the CPU the server, wrk and everything else
-   used meanwhile (from /proc).
+1. each kyok server: gets an access token (``POST /identity/token``), creates a root key,
+   wraps one 32-byte DEK and unwraps it again (the smoke test of the exact bodies the load
+   sends); moto: ``CreateKey``, one ``Encrypt`` and one ``Decrypt``.
+2. For each run and each workload (kyok wrap, kyok wrap (no ledger), kyok unwrap, kyok unwrap
+   (no ledger), moto Encrypt, moto Decrypt): waits until the machine is quiet, runs a warm-up,
+   then the measured wrk run, pinned to the load core, and records wrk's figures together with
+   the CPU the server, wrk and everything else used meanwhile (from /proc). Around each
+   measured kyok run it reads the instance's ledger head (``GET /api/v2/kyok/audit/head``):
+   with the ledger, it must have grown by at least the requests wrk counted (every answered
+   call is on the record); without, by nothing.
 3. Writes ``results.jsonl`` and ``summary.json`` to the output directory, prints the table and
    rewrites the generated section of docs/benchmarks.md.
 
@@ -51,15 +57,22 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 GOAL_RPS = 3000.0
 GOAL_P99_MS = 10.0
 GOAL_RATIO = 4.0
+# The audit ledger's acceptance criterion: wrap with the ledger >= 80% of wrap without it.
+GOAL_LEDGER = 0.80
 
+NOLEDGER = " (no ledger)"
 WORKLOADS = [
     # name, server, lua script, what it is
     ("kyok wrap", "kyok", "kp_wrap.lua", "POST /api/v2/keys/<id>/actions/wrap"),
+    ("kyok wrap" + NOLEDGER, "kyok-noledger", "kp_wrap.lua", "the same, no audit middleware"),
     ("kyok unwrap", "kyok", "kp_unwrap.lua", "POST /api/v2/keys/<id>/actions/unwrap"),
+    ("kyok unwrap" + NOLEDGER, "kyok-noledger", "kp_unwrap.lua", "the same, no audit middleware"),
     ("moto Encrypt", "moto", "kms_encrypt.lua", "POST / TrentService.Encrypt"),
     ("moto Decrypt", "moto", "kms_decrypt.lua", "POST / TrentService.Decrypt"),
 ]
 PAIRS = [("kyok wrap", "moto Encrypt"), ("kyok unwrap", "moto Decrypt")]
+LEDGER_PAIRS = [("kyok wrap", "kyok wrap" + NOLEDGER), ("kyok unwrap", "kyok unwrap" + NOLEDGER)]
+TOKEN_MAX_AGE_S = 1800.0  # access tokens live 3600 s: a fresh one per run once this old
 
 
 def log(msg: str) -> None:
@@ -70,9 +83,9 @@ def log(msg: str) -> None:
 
 
 def http(
-    url: str, body: bytes | None, headers: dict[str, str], *, expect: int
+    url: str, body: bytes | None, headers: dict[str, str], *, expect: int, method: str = "POST"
 ) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    req = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (loopback only)
             status, raw = resp.status, resp.read()
@@ -100,7 +113,8 @@ def sigv4_header(region: str = "us-east-1") -> tuple[str, str]:
     return auth, amz_date
 
 
-def setup_kyok(url: str, instance: str, api_key: str, plaintext_b64: str) -> dict[str, str]:
+def kyok_token(url: str, api_key: str) -> str:
+    """A fresh access token for the API key."""
     form = urllib.parse.urlencode(
         {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": api_key}
     ).encode()
@@ -110,7 +124,28 @@ def setup_kyok(url: str, instance: str, api_key: str, plaintext_b64: str) -> dic
         {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
         expect=200,
     )
-    token = tok["access_token"]
+    token: str = tok["access_token"]
+    return token
+
+
+def audit_next_seq(url: str, env: dict[str, str]) -> int:
+    """``nextSeq`` of the bench instance's audit ledger (``GET /api/v2/kyok/audit/head``)."""
+    _, head = http(
+        url + "/api/v2/kyok/audit/head",
+        None,
+        {
+            "Authorization": f"Bearer {env['BENCH_TOKEN']}",
+            "Bluemix-Instance": env["BENCH_INSTANCE"],
+            "Accept": "application/json",
+        },
+        expect=200,
+        method="GET",
+    )
+    return int(head["nextSeq"])
+
+
+def setup_kyok(url: str, instance: str, api_key: str, plaintext_b64: str) -> dict[str, str]:
+    token = kyok_token(url, api_key)
     common = {"Authorization": f"Bearer {token}", "Bluemix-Instance": instance}
     body = {
         "metadata": {"collectionType": "application/vnd.ibm.kms.key+json", "collectionTotal": 1},
@@ -220,6 +255,26 @@ def proc_ticks(pid: int) -> int:
     return int(rest[11]) + int(rest[12])
 
 
+def thread_ticks(pid: int) -> dict[str, int]:
+    """utime + stime of the main thread ("main") and of all the others ("other"), in clock
+    ticks. (Python 3.11 does not give the kernel its threads' names.)"""
+    out: dict[str, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1]
+        except OSError:
+            continue
+        name = "main" if tid == str(pid) else "other"
+        fields = rest.split()
+        out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+    return out
+
+
 @dataclass
 class Window:
     """CPU use over an interval: the machine per core, and our own processes."""
@@ -304,6 +359,7 @@ def run_wrk(
     full_env = {**os.environ, **env, "BENCH_LUA_DIR": str(LUA_DIR)}
     window = Window([server_pid, os.getpid()])
     server0 = proc_ticks(server_pid)
+    threads0 = thread_ticks(server_pid)
     window.start()
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -317,6 +373,7 @@ def run_wrk(
     wrk_cpu = rusage.ru_utime + rusage.ru_stime
     cpu = window.stop(extra_own_s=wrk_cpu)
     server_cpu = (proc_ticks(server_pid) - server0) / CLK_TCK
+    threads1 = thread_ticks(server_pid)
     text = out_bytes.decode(errors="replace")
     if proc.returncode != 0:
         raise SystemExit(f"bench: wrk exited with {proc.returncode}:\n{text}")
@@ -331,6 +388,13 @@ def run_wrk(
     )
     res["server_cpu_pct"] = 100 * server_cpu / cpu["wall_s"]
     res["server_cpu_us_per_req"] = 1e6 * server_cpu / max(res["requests"], 1)
+    # The event loop runs in the main thread; under the wrap load the only other busy thread
+    # is the audit ledger's group committer ("kyok-audit-commit", as py-spy --threads shows).
+    res["server_threads_cpu_us_per_req"] = {
+        name: 1e6 * (ticks - threads0.get(name, 0)) / CLK_TCK / max(res["requests"], 1)
+        for name, ticks in threads1.items()
+        if ticks - threads0.get(name, 0) > 0
+    }
     res["wrk_cpu_pct"] = 100 * wrk_cpu / cpu["wall_s"]
     res.update(cpu)
     res["wrk_output"] = text
@@ -414,6 +478,61 @@ def ms(us: float) -> str:
     return f"{us / 1000:.2f}"
 
 
+def paired_ratios(results: list[dict[str, Any]], num: str, den: str) -> list[tuple[int, float]]:
+    """Per run: req/s of ``num`` / req/s of ``den`` (measured back to back in that run)."""
+    by_run = {(r["run"], r["workload"]): r["rps"] for r in results}
+    runs = sorted({r["run"] for r in results})
+    return [
+        (run, by_run[run, num] / by_run[run, den])
+        for run in runs
+        if by_run.get((run, num)) and by_run.get((run, den))
+    ]
+
+
+def thread_split(results: list[dict[str, Any]], name: str) -> str | None:
+    """Median server CPU µs per request of each thread in ``name``'s runs, biggest first."""
+    rows = [r["server_threads_cpu_us_per_req"] for r in results
+            if r["workload"] == name and "server_threads_cpu_us_per_req" in r]  # fmt: skip
+    if not rows:
+        return None
+    names = {t for row in rows for t in row}
+    med = {t: statistics.median(row.get(t, 0.0) for row in rows) for t in names}
+    shown = [(t, v) for t, v in sorted(med.items(), key=lambda x: -x[1]) if v >= 0.5]
+    label = {"main": "event loop (main thread)", "other": "other threads"}
+    return ", ".join(f"{label.get(t, t)} {v:,.0f}" for t, v in shown)
+
+
+def ledger_check(results: list[dict[str, Any]]) -> tuple[str, bool] | None:
+    """One line on the ledger heads read around each measured kyok run, and whether every
+    answered call with the ledger on was on the record."""
+    parts, ok = [], True
+    for name, _ in LEDGER_PAIRS:
+        rows = [r for r in results if r["workload"] == name and "ledger_events" in r]
+        if not rows:
+            continue
+        ok &= all(r["ledger_events"] >= r["requests"] for r in rows)
+        parts.append(
+            f"{name} +{sum(r['ledger_events'] for r in rows):,} events for "
+            f"{sum(r['requests'] for r in rows):,} requests counted by wrk"
+        )
+    if not parts:
+        return None
+    line = (
+        "Ledger check (`GET /api/v2/kyok/audit/head` with the bench token, before and after "
+        f"every measured kyok run; {len({r['run'] for r in results})} runs): "
+        + "; ".join(parts)
+        + "; nextSeq grew by at least wrk's request count in every run → "
+        + ("**ok**" if ok else "**FAILED**")
+    )
+    plain_rows = [r for r in results if r["workload"].endswith(NOLEDGER) and "ledger_events" in r]
+    if plain_rows:
+        line += (
+            f"; without the ledger: +{sum(r['ledger_events'] for r in plain_rows):,} events "
+            f"for {sum(r['requests'] for r in plain_rows):,} requests"
+        )
+    return line + ".", ok
+
+
 def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
     med = summarize(results)
     cfg = meta["config"]
@@ -429,10 +548,20 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "|---|---|",
         f"| machine | {m['cpu_model']} ({m['cpu_mhz']} MHz), {m['cores']} cores, "
         f"hypervisor {m['hypervisor']}, Linux {m['kernel']} |",
-        f"| cores | server (kyok, then moto) pinned to CPU {cfg['server_cpu']} with taskset, "
-        f"wrk to CPU {cfg['load_cpu']}; nice {cfg['nice']} for both |",
+        f"| cores | servers (kyok, kyok without ledger, moto; one loaded at a time) pinned to "
+        f"CPU {cfg['server_cpu']} with taskset, wrk to CPU {cfg['load_cpu']}; "
+        f"nice {cfg['nice']} for both |",
         f"| kyok | commit {m['kyok_commit']}, `kyok server --dev` (fresh data dir, SQLite, "
-        "one uvicorn worker, default settings: access log on) |",
+        "one uvicorn worker, default settings: access log on, audit ledger on) |",
+    ]
+    if any(r["workload"].endswith(NOLEDGER) for r in results):
+        lines.append(
+            "| kyok (no ledger) | `bench/noledger_server.py`: the same `kyok server --dev` "
+            "(own fresh data dir, same instance id and API key) with the audit middleware "
+            "replaced by a pass-through; **bench only**, not a product mode (kyok has no "
+            "setting to turn its ledger off) |"
+        )
+    lines += [
         f"| kyok Python | {m['kyok_python']}; {m['kyok_stack']} |",
         f"| moto | moto {m['moto']} (`moto_server`, Flask/Werkzeug threaded), {m['moto_python']} |",
         f"| wrk | {m['wrk']} |",
@@ -458,9 +587,27 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
     ratios = []
     for k, p in PAIRS:
         if k in med and p in med and med[p]["rps"]:
-            ratios.append(f"{k} / {p} = **{med[k]['rps'] / med[p]['rps']:.2f}×**")
+            ratios.append(f"{k} / {p} = **{med[k]['rps'] / med[p]['rps']:.2f}×**")  # noqa: RUF001
     if ratios:
         lines += ["Throughput ratio of the medians: " + "; ".join(ratios) + ".", ""]
+    ledger_ratios = []
+    for k, p in LEDGER_PAIRS:
+        if k in med and p in med and med[p]["rps"]:
+            per_run = ", ".join(f"{x:.0%}" for _, x in paired_ratios(results, k, p))
+            ledger_ratios.append(
+                f"{k} / {p} = **{med[k]['rps'] / med[p]['rps']:.0%}** (run by run: {per_run})"
+            )
+    if ledger_ratios:
+        lines += ["With the audit ledger / without: " + "; ".join(ledger_ratios) + ".", ""]
+    splits = [(k, v) for pair in LEDGER_PAIRS for k in pair if (v := thread_split(results, k))]
+    if splits:
+        lines += [
+            "Server CPU µs per request by thread (medians, from /proc/<pid>/task; under this load "
+            "the other threads' CPU is the audit ledger's group committer's): "
+            + "; ".join(f"{k}: {v}" for k, v in splits)
+            + ".",
+            "",
+        ]
     if "kyok wrap" in med and "moto Encrypt" in med:
         w, e = med["kyok wrap"], med["moto Encrypt"]
         ratio = w["rps"] / e["rps"] if e["rps"] else 0.0
@@ -468,14 +615,24 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
             (f"wrap ≥ {GOAL_RPS:,.0f} req/s", w["rps"] >= GOAL_RPS, f"{w['rps']:,.0f}"),
             (f"wrap p99 < {GOAL_P99_MS:.0f} ms", w["p99_us"] / 1000 < GOAL_P99_MS,
              f"{ms(w['p99_us'])} ms"),
-            (f"wrap ≥ {GOAL_RATIO:.0f}× moto Encrypt", ratio >= GOAL_RATIO, f"{ratio:.2f}×"),
+            (f"wrap ≥ {GOAL_RATIO:.0f}× moto Encrypt", ratio >= GOAL_RATIO, f"{ratio:.2f}×"),  # noqa: RUF001
         ]  # fmt: skip
+        plain = med.get("kyok wrap" + NOLEDGER)
+        if plain and plain["rps"]:
+            share = w["rps"] / plain["rps"]
+            checks.append(
+                (f"wrap with the ledger ≥ {GOAL_LEDGER:.0%} of without", share >= GOAL_LEDGER,
+                 f"{share:.0%}")
+            )  # fmt: skip
         lines.append(
             "Goal (one server core, 16 connections): "
             + "; ".join(f"{t}: {v} → {'met' if ok else '**missed**'}" for t, ok, v in checks)
             + "."
         )
         lines.append("")
+    check = ledger_check(results)
+    if check:
+        lines += [check[0], ""]
     lines += [
         "<details><summary>Every run</summary>",
         "",
@@ -500,7 +657,7 @@ _DOC_HEAD = """\
 How fast kyok's data plane is, measured against a peer in the same run (DESIGN §6). Figures
 are only comparable within one run on one machine: rerun the command to compare a change.
 
-## kyok wrap/unwrap vs moto (AWS KMS Encrypt/Decrypt), one server core
+## kyok wrap/unwrap (with and without the ledger) vs moto (AWS KMS), one server core
 
 """
 
@@ -521,19 +678,27 @@ def write_doc(section: str) -> None:
 def print_table(results: list[dict[str, Any]]) -> None:
     med = summarize(results)
     print()
-    print(f"{'run':>4} {'workload':<13} {'req/s':>8} {'p50ms':>7} {'p90ms':>7} {'p99ms':>7} "
+    print(f"{'run':>4} {'workload':<23} {'req/s':>8} {'p50ms':>7} {'p90ms':>7} {'p99ms':>7} "
           f"{'errs':>5} {'srvCPU':>7} {'wrkCPU':>7} {'other':>6}")  # fmt: skip
     for r in results:
-        print(f"{r['run']:>4} {r['workload']:<13} {r['rps']:>8,.0f} {ms(r['p50_us']):>7} "
+        print(f"{r['run']:>4} {r['workload']:<23} {r['rps']:>8,.0f} {ms(r['p50_us']):>7} "
               f"{ms(r['p90_us']):>7} {ms(r['p99_us']):>7} {r['errors']:>5} "
               f"{r['server_cpu_pct']:>6.0f}% {r['wrk_cpu_pct']:>6.0f}% {r['foreign_pct']:>5.0f}%")  # fmt: skip
     for name, r in med.items():
-        print(f"{'med':>4} {name:<13} {r['rps']:>8,.0f} {ms(r['p50_us']):>7} "
+        print(f"{'med':>4} {name:<23} {r['rps']:>8,.0f} {ms(r['p50_us']):>7} "
               f"{ms(r['p90_us']):>7} {ms(r['p99_us']):>7} {r['errors']:>5.0f} "
               f"{r['server_cpu_pct']:>6.0f}% {r['wrk_cpu_pct']:>6.0f}% {r['foreign_pct']:>5.0f}%")  # fmt: skip
     for k, p in PAIRS:
         if k in med and p in med:
             print(f"ratio {k} / {p}: {med[k]['rps'] / med[p]['rps']:.2f}x")
+    for k, p in LEDGER_PAIRS:
+        if k in med and p in med:
+            per_run = " ".join(f"{x:.0%}" for _, x in paired_ratios(results, k, p))
+            goal = f" (goal >= {GOAL_LEDGER:.0%})" if k == "kyok wrap" else ""
+            print(f"ledger {k} / {p}: {med[k]['rps'] / med[p]['rps']:.0%}{goal}; runs: {per_run}")
+    check = ledger_check(results)
+    if check:
+        print(check[0].replace("**", "").replace("`", ""))
     print()
 
 
@@ -560,28 +725,43 @@ def measure(args: argparse.Namespace) -> None:
         if shutil.which(tool) is None:
             raise SystemExit(f"bench: {tool} is not installed")
     plaintext_b64 = base64.b64encode(secrets.token_bytes(32)).decode()
-    log("kyok: token, root key, one wrap and unwrap")
-    kyok_env = setup_kyok(args.kyok_url, args.kyok_instance, args.kyok_api_key, plaintext_b64)
+    kyoks = {"kyok": (args.kyok_url, args.kyok_pid)}
+    if args.noledger_url:
+        kyoks["kyok-noledger"] = (args.noledger_url, args.noledger_pid)
+    servers: dict[str, tuple[str, dict[str, str], int]] = {}
+    for server, (url, pid) in kyoks.items():
+        log(f"{server}: token, root key, one wrap and unwrap")
+        env = setup_kyok(url, args.kyok_instance, args.kyok_api_key, plaintext_b64)
+        servers[server] = (url, env, pid)
     log("moto: CreateKey, one Encrypt and Decrypt")
-    moto_env = setup_moto(args.moto_url, plaintext_b64)
-    servers = {"kyok": (args.kyok_url, kyok_env, args.kyok_pid),
-               "moto": (args.moto_url, moto_env, args.moto_pid)}  # fmt: skip
+    servers["moto"] = (args.moto_url, setup_moto(args.moto_url, plaintext_b64), args.moto_pid)
+    token_at = time.monotonic()
+    workloads = [w for w in WORKLOADS if w[1] in servers]
     meta = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()},
         "machine": machine_info(args.kyok_python, args.moto_python),
     }
     (cfg.out / "meta.json").write_text(json.dumps(meta, indent=2))
     results: list[dict[str, Any]] = []
-    quiet_pids = [args.kyok_pid, args.moto_pid, os.getpid()]
+    quiet_pids = [pid for _, _, pid in servers.values()] + [os.getpid()]
     with open(cfg.out / "results.jsonl", "w") as sink:
         for run in range(1, cfg.runs + 1):
-            for name, server, script, _ in WORKLOADS:
+            if time.monotonic() - token_at > TOKEN_MAX_AGE_S:
+                log("fresh access tokens (the first ones are getting old)")
+                for server, (url, env, _) in servers.items():
+                    if server != "moto":
+                        env["BENCH_TOKEN"] = kyok_token(url, args.kyok_api_key)
+                token_at = time.monotonic()
+            for name, server, script, _ in workloads:
                 url, env, pid = servers[server]
                 waited = wait_for_quiet(quiet_pids, cfg.quiet_pct, cfg.quiet_wait)
                 if cfg.warmup:
                     run_wrk(cfg, url, script, env, cfg.warmup, pid)
                 log(f"run {run}/{cfg.runs}: {name}, {cfg.duration} s")
+                seq0 = audit_next_seq(url, env) if server != "moto" else None
                 res = run_wrk(cfg, url, script, env, cfg.duration, pid)
+                if seq0 is not None:
+                    res["ledger_events"] = audit_next_seq(url, env) - seq0
                 res.update(run=run, workload=name, waited_for_quiet_s=waited)
                 (cfg.out / f"run{run}-{name.replace(' ', '-')}.txt").write_text(
                     res.pop("wrk_output")
@@ -593,6 +773,10 @@ def measure(args: argparse.Namespace) -> None:
                 )
                 if res["errors"]:
                     log(f"  WARNING: {res['errors']} errors in this run (see the raw wrk output)")
+                if "ledger_events" in res:
+                    log(f"  audit ledger: +{res['ledger_events']:,} events")
+                    if server == "kyok" and res["ledger_events"] < res["requests"]:
+                        log("  WARNING: fewer ledger events than requests answered")
                 results.append(res)
                 sink.write(json.dumps(res) + "\n")
                 sink.flush()
@@ -619,6 +803,8 @@ def main() -> None:
     m.add_argument("--kyok-api-key", required=True)
     m.add_argument("--kyok-pid", type=int, required=True)
     m.add_argument("--kyok-python", required=True)
+    m.add_argument("--noledger-url", help="bench/noledger_server.py (omit: no such baseline)")
+    m.add_argument("--noledger-pid", type=int, default=0)
     m.add_argument("--moto-url", required=True)
     m.add_argument("--moto-pid", type=int, required=True)
     m.add_argument("--moto-python", required=True)
@@ -642,7 +828,9 @@ def main() -> None:
             raise SystemExit("bench: RUNS must be 1..20, DURATION 1..120 s, WARMUP 0..60 s")
         if not 1 <= args.conns <= 256:
             raise SystemExit("bench: CONNS must be 1..256")
-        for u in (args.kyok_url, args.moto_url):
+        if args.noledger_url and not args.noledger_pid:
+            raise SystemExit("bench: --noledger-url needs --noledger-pid")
+        for u in (args.kyok_url, args.moto_url, args.noledger_url or args.kyok_url):
             host = urllib.parse.urlsplit(u).hostname
             if host not in ("127.0.0.1", "::1", "localhost"):
                 raise SystemExit(f"bench: only loopback addresses are loaded ({u})")

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/wrap.sh and bench/profile.sh (sourced, not run).
 # Installs what the benchmarks need, starts servers pinned to one core, and stops everything
 # this shell started when it exits, however it exits (normal end, failure, Ctrl-C, SIGTERM).
@@ -30,14 +31,14 @@ as_root() {
 # --------------------------------------------------------------------------- cleanup
 
 bench_cleanup() {
-    local rc=$? pid i
+    local rc=$? pid _
     trap - EXIT INT TERM
     for pid in "${BENCH_PIDS[@]}"; do
         kill -0 "$pid" 2>/dev/null || continue
         kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in "${BENCH_PIDS[@]}"; do
-        for i in $(seq 1 100); do             # up to 20 s: kyok lets requests finish, then seals
+        for _ in $(seq 1 100); do             # up to 20 s: kyok lets requests finish, then seals
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.2
         done
@@ -103,8 +104,8 @@ free_port() {
 
 # wait_http URL PID SECONDS: until URL answers (any HTTP status) or the process dies.
 wait_http() {
-    local url=$1 pid=$2 secs=$3 i
-    for i in $(seq 1 $((secs * 5))); do
+    local url=$1 pid=$2 secs=$3 _
+    for _ in $(seq 1 $((secs * 5))); do
         kill -0 "$pid" 2>/dev/null || return 1
         if curl -s -o /dev/null --max-time 2 "$url"; then return 0; fi
         sleep 0.2
@@ -112,26 +113,50 @@ wait_http() {
     return 1
 }
 
-# start_kyok: kyok server --dev on 127.0.0.1 (free port), fresh data dir, fixed credentials,
-# pinned to SERVER_CPU. Sets KYOK_PID and KYOK_URL.
-start_kyok() {
-    local data="$BENCH_TMP/kyok-data" port
+# launch_kyok NAME CMD...: run CMD (a `kyok server`-like command line, to which the dev options
+# are appended) on 127.0.0.1 (free port) with a fresh data dir $BENCH_TMP/NAME-data, the fixed
+# dev credentials, pinned to SERVER_CPU, log in $BENCH_TMP/NAME.log. Sets LAUNCHED_PID and
+# LAUNCHED_URL.
+launch_kyok() {
+    local name=$1 data="$BENCH_TMP/$1-data" port
+    shift
     mkdir -p "$data"
     port=$(free_port)
     # Only the defaults are measured: drop any KYOK_* setting of the caller's environment.
+    # shellcheck disable=SC2046  # one "-u NAME" pair per variable, split on purpose
     env $(env | sed -n 's/^\(KYOK_[A-Za-z0-9_]*\)=.*/-u \1/p') \
         KYOK_DEV_INSTANCE_ID="$BENCH_INSTANCE_ID" KYOK_DEV_API_KEY="$BENCH_API_KEY" \
         nice -n "$NICE" taskset -c "$SERVER_CPU" \
-        "$KYOK_VENV/bin/kyok" server --dev --data-dir "$data" --host 127.0.0.1 --port "$port" \
-        >"$BENCH_TMP/kyok.log" 2>&1 &
-    KYOK_PID=$!
-    BENCH_PIDS+=("$KYOK_PID")
-    KYOK_URL="http://127.0.0.1:$port"
-    if ! wait_http "$KYOK_URL/health" "$KYOK_PID" 60; then
-        tail -n 30 "$BENCH_TMP/kyok.log" >&2
-        die "kyok did not start"
+        "$@" --dev --data-dir "$data" --host 127.0.0.1 --port "$port" \
+        >"$BENCH_TMP/$name.log" 2>&1 &
+    LAUNCHED_PID=$!
+    BENCH_PIDS+=("$LAUNCHED_PID")
+    LAUNCHED_URL="http://127.0.0.1:$port"
+    if ! wait_http "$LAUNCHED_URL/health" "$LAUNCHED_PID" 60; then
+        tail -n 30 "$BENCH_TMP/$name.log" >&2
+        die "$name did not start"
     fi
+}
+
+# start_kyok: kyok server --dev on 127.0.0.1 (free port), fresh data dir, fixed credentials,
+# pinned to SERVER_CPU. Sets KYOK_PID and KYOK_URL.
+start_kyok() {
+    launch_kyok kyok "$KYOK_VENV/bin/kyok" server
+    KYOK_PID=$LAUNCHED_PID
+    KYOK_URL=$LAUNCHED_URL
     log "kyok server --dev: pid $KYOK_PID, $KYOK_URL, CPU $SERVER_CPU"
+}
+
+# start_kyok_noledger: the same, but bench/noledger_server.py: `kyok server --dev` with the audit
+# middleware taken out (BENCH ONLY: the "without the ledger" baseline of bench/wrap.sh; kyok
+# itself cannot run without its ledger). Its own fresh data dir. Sets NOLEDGER_PID, NOLEDGER_URL.
+start_kyok_noledger() {
+    launch_kyok kyok-noledger "$KYOK_VENV/bin/python" "$BENCH_DIR/noledger_server.py"
+    NOLEDGER_PID=$LAUNCHED_PID
+    NOLEDGER_URL=$LAUNCHED_URL
+    grep -q "NO AUDIT LEDGER" "$BENCH_TMP/kyok-noledger.log" \
+        || die "bench/noledger_server.py did not confirm that the audit middleware is out"
+    log "kyok without ledger (bench/noledger_server.py): pid $NOLEDGER_PID, $NOLEDGER_URL, CPU $SERVER_CPU"
 }
 
 # start_moto: moto_server on 127.0.0.1 (free port), pinned to SERVER_CPU. Sets MOTO_PID, MOTO_URL.

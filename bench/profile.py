@@ -171,7 +171,7 @@ def render(meta: dict[str, Any]) -> str:
          "from memory; the signature was checked once, when the token was first seen)",
          bd.get("authenticate")),
         ("access-log line (logging to a file)", bd.get("access_log_line")),
-        ("request-id middleware work (2 header scans, uuid4 ×2)", bd.get("middleware_ids")),
+        ("request-id middleware work (2 header scans, uuid4 ×2)", bd.get("middleware_ids")),  # noqa: RUF001
         ("metrics: `Metrics.observe`", bd.get("metrics_observe")),
         ("`KeyService.wrap` (key cache, state checks, unit)", bd.get("service_wrap")),
         ("… of which the unit's AES-GCM wrap (`handle.wrap`)", bd.get("unit_handle_wrap")),

@@ -10,6 +10,7 @@
 # bench/results/profile-<time>/ and rewrites the "where the time goes" section of
 # docs/benchmarks.md. py-spy goes into the bench-only venv bench/.venv-moto.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION=${DURATION:-10}

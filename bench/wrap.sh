@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# kyok wrap/unwrap vs moto's AWS KMS Encrypt/Decrypt, one server core each, in the same run.
+# kyok wrap/unwrap, with and without its audit ledger, vs moto's AWS KMS Encrypt/Decrypt, one
+# server core each, in the same run.
 #
-#   bench/wrap.sh                     # 3 runs x (kyok wrap, kyok unwrap, moto Encrypt, moto Decrypt)
+#   bench/wrap.sh                     # 3 runs x (kyok wrap, kyok wrap (no ledger), kyok unwrap,
+#                                     #   kyok unwrap (no ledger), moto Encrypt, moto Decrypt)
 #   RUNS=5 DURATION=20 bench/wrap.sh  # knobs below; NO_DOC=1 leaves docs/benchmarks.md alone
 #
 # Installs what is missing (wrk from Debian's packages; moto[server] into bench/.venv-moto; the
 # project's venv with `make venv`), starts `kyok server --dev` (fresh data dir, fixed instance id
-# and API key) and `moto_server`, both on 127.0.0.1 and pinned to CPU $SERVER_CPU, and drives them
-# with wrk pinned to CPU $LOAD_CPU (bench/driver.py). Prints the table, keeps the raw output in
+# and API key), bench/noledger_server.py (the same server with the audit middleware taken out, its
+# own fresh data dir: the bench-only "without the ledger" baseline) and `moto_server`, all on
+# 127.0.0.1 and pinned to CPU $SERVER_CPU (only one is loaded at a time), and drives them with wrk
+# pinned to CPU $LOAD_CPU (bench/driver.py). Prints the table, keeps the raw output in
 # bench/results/wrap-<time>/ and rewrites the kyok-vs-moto section of docs/benchmarks.md.
 # Everything it starts is stopped when it exits, also on failure and Ctrl-C.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${RUNS:-3}              # measured runs of each workload (medians are taken over them)
@@ -29,6 +34,7 @@ OUT="$BENCH_DIR/results/wrap-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 
 start_kyok
+start_kyok_noledger
 start_moto
 
 cmd="bench/wrap.sh"
@@ -41,6 +47,7 @@ doc_flag=()
 python3 "$BENCH_DIR/driver.py" measure \
     --kyok-url "$KYOK_URL" --kyok-instance "$BENCH_INSTANCE_ID" --kyok-api-key "$BENCH_API_KEY" \
     --kyok-pid "$KYOK_PID" --kyok-python "$KYOK_VENV/bin/python" \
+    --noledger-url "$NOLEDGER_URL" --noledger-pid "$NOLEDGER_PID" \
     --moto-url "$MOTO_URL" --moto-pid "$MOTO_PID" --moto-python "$BENCH_VENV/bin/python" \
     --runs "$RUNS" --duration "$DURATION" --warmup "$WARMUP" --conns "$CONNS" \
     --server-cpu "$SERVER_CPU" --load-cpu "$LOAD_CPU" --nice "$NICE" \
@@ -52,5 +59,6 @@ BENCH_PIDS=("$DRIVER_PID" "${BENCH_PIDS[@]}")
 wait "$DRIVER_PID"
 
 tail -n 200 "$BENCH_TMP/kyok.log" > "$OUT/kyok-server.tail.log" 2>/dev/null || true
+tail -n 200 "$BENCH_TMP/kyok-noledger.log" > "$OUT/kyok-noledger-server.tail.log" 2>/dev/null || true
 tail -n 200 "$BENCH_TMP/moto.log" > "$OUT/moto-server.tail.log" 2>/dev/null || true
 log "raw results in ${OUT#"$REPO"/}"

@@ -31,6 +31,7 @@ from kyok.audit import (
     make_checkpoint,
     verify,
 )
+from kyok.crypto.encoding import canonical_json
 from kyok.crypto.sign import SigningKey
 
 from ._kit import INSTANCE_A, INSTANCE_B, T0, rehash
@@ -257,3 +258,29 @@ def test_export_text_round_trips(ledger: tuple[ExportHeader, list[ExportItem]]) 
     header, items = ledger
     export = loads_export(dumps_export(header, items))
     assert export.header == header and list(export.items) == items
+
+
+_any_text = st.text(min_size=1, max_size=20).filter(
+    lambda t: not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in t)
+)
+
+
+@given(
+    fields=_event_fields,
+    seq=st.integers(0, 2**53),
+    ident=_any_text,
+    correlation=st.none() | _any_text,
+)
+def test_canonical_bytes_are_canonical_json(
+    fields: dict[str, Any], seq: int, ident: str, correlation: str | None
+) -> None:
+    """The hand-written encoding is exactly canonical_json(to_json()), for any text (quotes,
+    backslashes, non-ASCII, astral characters)."""
+    f = dict(fields)
+    when = T0 + timedelta(microseconds=f.pop("gap"))
+    f["target"] = dataclasses.replace(f["target"], id=ident)
+    event = AuditEvent(INSTANCE_B, seq, when, correlation_id=correlation, **f)
+    assert event.canonical_bytes() == canonical_json(event.to_json())
+    assert event.with_seq(seq + 1).canonical_bytes() == canonical_json(
+        event.with_seq(seq + 1).to_json()
+    )

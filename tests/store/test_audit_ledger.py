@@ -27,6 +27,7 @@ from kyok.crypto.sign import SigningKey
 from kyok.errors import VersionConflict
 from kyok.kms.ledger import GroupCommitter, Ledger, LedgerReader
 from kyok.store.records import AuditHeadRecord, AuditQuery
+from kyok.store.sql import SqlStore
 
 from .factories import AnyStore
 
@@ -173,7 +174,15 @@ def test_concurrent_writers_never_fork_the_chain(any_store: AnyStore) -> None:
     """Group committers and change transactions write one instance at once: one chain."""
     clock = FakeClock(T0)
     writer = ledger(clock, every=10)
-    committers = [GroupCommitter(any_store.uow, writer, max_batch=7) for _ in range(2)]
+    # on the SQL stores one committer writes through the dedicated connection, one through units
+    # of work: both lock the same head
+    dedicated = getattr(any_store, "ledger_writer", None)
+    committers = [
+        GroupCommitter(any_store.uow, writer, max_batch=7, commit_delay=0.001),
+        GroupCommitter(
+            any_store.uow, writer, max_batch=5, batch=dedicated().batch if dedicated else None
+        ),
+    ]
     errors: list[BaseException] = []
 
     def through_committer(committer: GroupCommitter) -> None:
@@ -211,3 +220,38 @@ def test_concurrent_writers_never_fork_the_chain(any_store: AnyStore) -> None:
     events = LedgerReader(any_store.uow).events(AuditQuery("i1", limit=10_000))
     assert [e.seq for e in events] == list(range(100))
     verified(any_store, "i1")
+
+
+def test_the_dedicated_writer_stores_what_units_of_work_read(sql_store: SqlStore) -> None:
+    """Rows written through SqlLedgerWriter read back through the repository unchanged."""
+    clock = FakeClock(T0)
+    writer = ledger(clock, every=2)
+    appender = sql_store.ledger_writer()
+    committer = GroupCommitter(sql_store.uow, writer, batch=appender.batch)
+    try:
+        written = [committer.write(event("i1")) for _ in range(5)]
+    finally:
+        committer.stop()
+        appender.close()
+    reader = LedgerReader(sql_store.uow)
+    assert reader.events(AuditQuery("i1")) == written
+    assert [e.event.event_time for e in reader.events(AuditQuery("i1"))] == [T0] * 5
+    assert len(reader.events(AuditQuery("i1", since=T0, until=T0 + timedelta(microseconds=1)))) == 5
+    head = reader.head("i1")
+    assert head is not None and head.next_seq == 5 and head.checkpoint_at == T0
+    assert [c.seq for c in reader.checkpoints("i1", None, None)] == [0, 2, 4]
+    verified(sql_store, "i1")
+
+
+def test_a_failed_batch_leaves_nothing_and_the_writer_recovers(sql_store: SqlStore) -> None:
+    writer = ledger(FakeClock(T0))
+    appender = sql_store.ledger_writer()
+    try:
+        with pytest.raises(RuntimeError), appender.batch() as target:
+            writer.append(target, [event("i1")])
+            raise RuntimeError("the batch fails before its commit")
+        with appender.batch() as target:
+            writer.append(target, [event("i1")])
+    finally:
+        appender.close()
+    assert [e.seq for e in LedgerReader(sql_store.uow).events(AuditQuery("i1"))] == [0]

@@ -16,14 +16,14 @@ from fastapi import FastAPI
 from kyok import __version__
 from kyok.api import openapi
 from kyok.api.admin import build_admin_router
-from kyok.api.audit import AuditMiddleware
+from kyok.api.audit import AuditMiddleware, CallRecorder
 from kyok.api.deps import caller
 from kyok.api.errors import install_error_handlers
 from kyok.api.health import build_router as health_router
 from kyok.api.iam import build_iam_router
 from kyok.api.kp import Media
 from kyok.api.kp import build_router as kp_router
-from kyok.api.kp.fastpath import DataPlaneFastPath
+from kyok.api.kp.fastpath import DataPlaneFastPath, is_fast_path
 from kyok.api.ledger import build_router as ledger_router
 from kyok.api.metrics import Metrics
 from kyok.api.middleware import RequestContextMiddleware
@@ -63,7 +63,7 @@ def create_app(node: NodePort) -> FastAPI:
     )
     app.state.node = node
     app.state.kp_media = Media.choose(node.settings.server.vendor_content_types)
-    app.state.metrics = Metrics(node.unit_console.overview)
+    app.state.metrics = Metrics(node.unit_console.overview, node.audit_writer.stats)
     install_error_handlers(app)
     app.include_router(health_router())
     if isinstance(node.auth, AuthService):
@@ -73,14 +73,13 @@ def create_app(node: NodePort) -> FastAPI:
     app.include_router(ledger_router())
     app.include_router(kp_router(app.state.kp_media))
     # Added first, so it sits inside the request-context middleware (ids, metrics, access log).
-    app.add_middleware(DataPlaneFastPath, node=node, media=app.state.kp_media)
-    # Every call under /api/v2, /identity and /oidc goes on the audit record (kyok.api.audit).
-    app.add_middleware(
-        AuditMiddleware,
-        writer=node.audit_writer,
-        instance_exists=_instances(node),
-        fail_open=node.audit_settings.fail_open,
+    # Every call under /api/v2, /identity and /oidc goes on the audit record (kyok.api.audit);
+    # the data-plane fast path records its own calls.
+    recorder = CallRecorder(
+        node.audit_writer, _instances(node), fail_open=node.audit_settings.fail_open
     )
+    app.add_middleware(DataPlaneFastPath, node=node, media=app.state.kp_media, recorder=recorder)
+    app.add_middleware(AuditMiddleware, recorder=recorder, self_recording=is_fast_path)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     openapi.install(app)
     return app

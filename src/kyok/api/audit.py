@@ -24,7 +24,6 @@ header value, a body, a query string or a secret.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -40,6 +39,7 @@ from kyok.auth.context import AuthContext
 from kyok.kms.audit_settings import FAIL_OPEN_ACTIONS
 from kyok.kms.ledger import (
     SYSTEM_LEDGER,
+    AuditEvent,
     AuditUnavailable,
     GroupCommitter,
     RequestAudit,
@@ -47,7 +47,15 @@ from kyok.kms.ledger import (
     current_request,
 )
 
-__all__ = ["AuditMiddleware", "action_of", "note_caller", "note_instance", "note_principal"]
+__all__ = [
+    "AuditMiddleware",
+    "CallRecorder",
+    "action_of",
+    "note_caller",
+    "note_instance",
+    "note_principal",
+    "target_id_of",
+]
 
 log = logging.getLogger("kyok.audit")
 
@@ -157,6 +165,61 @@ def note_caller(ctx: AuthContext, credential: str = "token") -> None:
     request.credential = credential
 
 
+class CallRecorder:
+    """Writes the events of calls and waits until they are durable (fail closed, or open for
+    an instance that chose it). Shared by :class:`AuditMiddleware` and the data-plane fast
+    path, which records its own calls (it knows everything the event needs first-hand).
+
+    Args:
+        writer: the node's group committer.
+        instance_exists: whether an instance id names a real instance (events of callers who
+            named an unknown one go to the system ledger).
+        fail_open: whether an instance lets wrap/unwrap/rewrap through without the ledger.
+    """
+
+    def __init__(
+        self,
+        writer: GroupCommitter,
+        instance_exists: Callable[[str], bool],
+        fail_open: Callable[[str], bool] = lambda _instance: False,
+    ) -> None:
+        self.writer = writer
+        self.instance_exists = instance_exists
+        self.fail_open = fail_open
+
+    def ledger_for(self, instance_id: str | None) -> str:
+        """The ledger of a call that named ``instance_id`` (the system ledger for none, or for
+        an instance that does not exist)."""
+        if instance_id is None or not _ID_RE.fullmatch(instance_id):
+            return SYSTEM_LEDGER
+        return instance_id if self.instance_exists(instance_id) else SYSTEM_LEDGER
+
+    async def record(self, event: AuditEvent) -> None:
+        """Write ``event`` and wait until it is durable.
+
+        Raises:
+            AuditUnavailable: it could not be written, and the call may not fail open.
+        """
+        try:
+            await self.writer.submit_async(event)
+        except AuditUnavailable:
+            ledger = event.instance_id
+            if (
+                event.action in FAIL_OPEN_ACTIONS
+                and ledger != SYSTEM_LEDGER
+                and self.fail_open(ledger)
+            ):
+                log.warning("audit ledger unavailable: %s served fail-open", event.action)
+                self.writer.defer(event)
+                return
+            raise
+
+
+def target_id_of(value: object) -> str:
+    """A path's id as an event target id ("-" if it could not be one)."""
+    return value if isinstance(value, str) and _ID_RE.fullmatch(value) else "-"
+
+
 class AuditMiddleware:
     """See the module docstring.
 
@@ -170,17 +233,19 @@ class AuditMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        writer: GroupCommitter,
-        instance_exists: Callable[[str], bool],
-        fail_open: Callable[[str], bool] = lambda _instance: False,
+        recorder: CallRecorder,
+        self_recording: Callable[[Scope], bool] = lambda _scope: False,
     ) -> None:
         self.app = app
-        self.writer = writer
-        self.instance_exists = instance_exists
-        self.fail_open = fail_open
+        self.recorder = recorder
+        self.self_recording = self_recording
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(_AUDITED):
+        if (
+            scope["type"] != "http"
+            or not str(scope.get("path", "")).startswith(_AUDITED)
+            or self.self_recording(scope)
+        ):
             await self.app(scope, receive, send)
             return
         state = scope.get("state", {})
@@ -215,31 +280,25 @@ class AuditMiddleware:
             return  # the client went away before an answer; nothing was served
         if finished and not request.recorded:
             try:
-                await self._record(scope, request, held)
+                await self.recorder.record(self._event(scope, request, held))
             except AuditUnavailable as exc:
                 await kyok_error_response(scope, exc)(scope, receive, send)
                 return
         for message in held:
             await send(message)
 
-    async def _record(self, scope: Scope, request: RequestAudit, held: list[Message]) -> None:
-        """Write the call's event and wait until it is durable.
-
-        Raises:
-            AuditUnavailable: it could not be written, and the call may not fail open.
-        """
+    def _event(self, scope: Scope, request: RequestAudit, held: list[Message]) -> AuditEvent:
+        """The call's event, from what was served."""
         start = held[0]
         status = int(start.get("status", 500)) if start["type"] == "http.response.start" else 500
         action, target_type = action_of(scope)
         reason = _reason_code(held) if status >= 400 else None
-        ledger = request.instance_id or _header(scope, b"bluemix-instance")
-        if ledger is None or not _ID_RE.fullmatch(ledger) or not self.instance_exists(ledger):
-            ledger = SYSTEM_LEDGER
+        ledger = self.recorder.ledger_for(
+            request.instance_id or _header(scope, b"bluemix-instance")
+        )
         params = scope.get("path_params") or {}
-        target_id = params.get("id") or _fast_path_id(scope) or ledger
-        if not isinstance(target_id, str) or not _ID_RE.fullmatch(target_id):
-            target_id = "-"
-        event = call_event(
+        target_id = target_id_of(params.get("id") or _fast_path_id(scope) or ledger)
+        return call_event(
             request,
             instance_id=ledger,
             action=action,
@@ -249,14 +308,6 @@ class AuditMiddleware:
             reason_code=reason,
             at=datetime.now(UTC),
         )
-        try:
-            await asyncio.wrap_future(self.writer.submit(event))
-        except AuditUnavailable:
-            if action in FAIL_OPEN_ACTIONS and ledger != SYSTEM_LEDGER and self.fail_open(ledger):
-                log.warning("audit ledger unavailable: %s served fail-open", action)
-                self.writer.defer(event)
-                return
-            raise
 
 
 def _fast_path_id(scope: Scope) -> str | None:

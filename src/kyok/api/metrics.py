@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kyok.api.ports import UnitInfo
@@ -46,14 +46,43 @@ class _UnitCollector(Collector):
         yield sealed
 
 
+class _LedgerCollector(Collector):
+    """Reads the group committer's counters at scrape time."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        for name, help_text, kind in (
+            ("events", "Audit events group-committed by this process", "counter"),
+            ("batches", "Group commits (transactions) of this process", "counter"),
+            ("failed_batches", "Group commits that could not be written", "counter"),
+            ("deferred", "Events of fail-open calls waiting for the ledger", "gauge"),
+            ("dropped", "Fail-open events dropped because too many waited", "counter"),
+        ):
+            family = (
+                CounterMetricFamily(f"kyok_audit_{name}", help_text)
+                if kind == "counter"
+                else GaugeMetricFamily(f"kyok_audit_{name}", help_text)
+            )
+            family.add_metric([], stats.get(name, 0))
+            yield family
+
+
 class Metrics:
     """The application's metrics.
 
     Args:
         overview: lists the node's units (for the unit gauges).
+        ledger_stats: the audit group committer's counters (``kyok_audit_*``).
     """
 
-    def __init__(self, overview: Callable[[], Sequence[UnitInfo]]) -> None:
+    def __init__(
+        self,
+        overview: Callable[[], Sequence[UnitInfo]],
+        ledger_stats: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "kyok_http_requests",
@@ -75,6 +104,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_UnitCollector(overview))
+        if ledger_stats is not None:
+            self.registry.register(_LedgerCollector(ledger_stats))
 
     def observe(self, method: str, route: str, status: int, seconds: float, key_op: str) -> None:
         """Record one finished request.

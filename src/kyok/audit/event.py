@@ -34,11 +34,11 @@ missing members, exact types), so ``to_json(from_json(x)) == x`` for every accep
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any, Final
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -75,7 +75,10 @@ def format_time(when: datetime) -> str:
     """``when`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, microseconds)."""
     if when.tzinfo is None:
         raise ValueError("audit times are timezone-aware")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = when.astimezone(UTC).replace(tzinfo=None)
+    if utc.year < 1000:  # isoformat pads years too, but keep strftime's exact form for these
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.isoformat(timespec="microseconds") + "Z"  # the same text, a few times faster
 
 
 def parse_time(text: object, what: str = "time") -> datetime:
@@ -116,6 +119,14 @@ def _text(value: object, what: str, *, optional: bool = False, limit: int = MAX_
         raise ValueError(f"{what} is longer than {limit} characters")
     if _CONTROL_RE.search(value):
         raise ValueError(f"{what} holds a control character")
+
+
+_s = encode_basestring_ascii  # a JSON string literal, ASCII only (json's C encoder)
+
+
+def _n(value: str | None) -> str:
+    """A JSON string literal, or null."""
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 def _int(value: object) -> bool:
@@ -267,10 +278,22 @@ class AuditEvent:
     def canonical_bytes(self) -> bytes:
         """The bytes the chain hashes: ``canonical_json(self.to_json())``.
 
-        Construction already checked that every member is a string, an integer or null, so
-        this encodes directly (the same bytes ``canonical_json`` gives, without its walk)."""
-        return json.dumps(
-            self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        Written out member by member in sorted-key order (the shape is fixed and construction
+        checked every member), which gives exactly ``canonical_json``'s bytes several times
+        faster; ``tests/audit`` holds the two equal for arbitrary events."""
+        i, t = self.initiator, self.target
+        detail = ",".join(f"[{_s(name)},{_s(value)}]" for name, value in self.detail)
+        return (
+            f'{{"action":{_s(self.action)},"correlationId":{_n(self.correlation_id)},'
+            f'"detail":[{detail}],"eventTime":"{format_time(self.event_time)}",'
+            f'"initiator":{{"credential":{{"type":{_s(i.credential)}}},'
+            f'"host":{{"address":{_n(i.address)}}},"id":{_s(i.id)},"typeURI":{_s(i.type)}}},'
+            f'"instanceId":{_s(self.instance_id)},"outcome":{_s(self.outcome)},'
+            f'"reason":{{"reasonCode":{_n(self.reason_code)},'
+            f'"status":{"null" if self.status is None else int(self.status)}}},'
+            f'"requestId":{_n(self.request_id)},"seq":{int(self.seq)},'
+            f'"target":{{"id":{_s(t.id)},"keyVersion":{_n(t.key_version)},'
+            f'"name":{_n(t.name)},"typeURI":{_s(t.type)}}}}}'
         ).encode("ascii")
 
     def with_seq(self, seq: int) -> AuditEvent:

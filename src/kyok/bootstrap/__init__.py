@@ -31,6 +31,7 @@ from kyok.kms.service import KeyService
 from kyok.kms.timers import Timers
 from kyok.settings import Settings
 from kyok.store.sql import SqlStore, open_store
+from kyok.store.sql.ledger_writer import SqlLedgerWriter
 from kyok.unit.directory import UnitDirectory
 from kyok.unit.seal import DevSeal, SealProvider, SharesSeal
 
@@ -64,6 +65,7 @@ class Node:
         audit_settings: the instances' audit choices (fail open for wrap/unwrap).
         forwarders: copy the ledger to the configured JSONL file and syslog receiver (started
             by the server, not by opening the node).
+        ledger_appender: the dedicated connection the group committer writes through.
     """
 
     settings: Settings
@@ -79,6 +81,7 @@ class Node:
     audit_reader: LedgerReader
     audit_settings: AuditSettings
     forwarders: list[Forwarder] = field(default_factory=list)
+    ledger_appender: SqlLedgerWriter | None = None
 
     def audit_key(self, instance_id: str) -> VerifyingKey | None:
         """The public key of the instance's audit signing key (None while its unit is sealed)."""
@@ -96,6 +99,8 @@ class Node:
         """Write the queued audit events, let the forwarders catch up, seal every unit and
         release the database."""
         self.audit_writer.stop()
+        if self.ledger_appender is not None:
+            self.ledger_appender.close()
         for forwarder in self.forwarders:
             forwarder.close()
         for unit in self.units.loaded():
@@ -196,10 +201,13 @@ def open_node(
     )
     reader = LedgerReader(store.uow)
     forwarders = make_forwarders(settings, reader)
+    appender = store.ledger_writer()
     writer = GroupCommitter(
         store.uow,
         ledger,
+        batch=appender.batch,
         max_batch=settings.audit.max_batch,
+        commit_delay=settings.audit.commit_delay_ms / 1000,
         on_commit=_waker(forwarders),
     )
     provider = auth or make_auth(settings, store, units, clock)
@@ -218,6 +226,7 @@ def open_node(
         reader,
         AuditSettings(store.uow, sink, clock),
         forwarders,
+        appender,
     )
 
 

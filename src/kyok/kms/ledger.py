@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -26,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,7 +54,7 @@ from kyok.crypto.sign import VerifyingKey
 from kyok.errors import KyokError, Unavailable, VersionConflict
 from kyok.kms.events import EventAction, KmsEvent
 from kyok.kms.ports import UnitDirectory
-from kyok.store.ports import UnitOfWork, UnitOfWorkFactory
+from kyok.store.ports import AuditAppendTarget, UnitOfWork, UnitOfWorkFactory
 from kyok.store.records import (
     AuditCheckpointRecord,
     AuditEntryRecord,
@@ -61,6 +64,7 @@ from kyok.store.records import (
 
 __all__ = [
     "SYSTEM_LEDGER",
+    "AuditEvent",
     "AuditPublicKey",
     "AuditQuery",
     "AuditUnavailable",
@@ -155,6 +159,15 @@ class Ledger:
         self.policy = policy or CheckpointPolicy()
         self._lock = threading.Lock()
         self._unloaded: set[str] = set()
+        self._geneses: dict[str, AuditHeadRecord] = {}
+
+    def _genesis(self, instance_id: str) -> AuditHeadRecord:
+        genesis = self._geneses.get(instance_id)
+        if genesis is None:
+            genesis = AuditHeadRecord(instance_id, 0, genesis_hash(instance_id), None, None)
+            if len(self._geneses) < 10_000:
+                self._geneses[instance_id] = genesis
+        return genesis
 
     def load_keys(self) -> None:
         """Load the signing keys that appends found missing (call outside any transaction)."""
@@ -170,7 +183,7 @@ class Ledger:
             except KyokError as exc:  # sealed: try again after the next append
                 log.info("audit signing key not loaded (%s)", exc.code)
 
-    def append(self, uow: UnitOfWork, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
+    def append(self, uow: AuditAppendTarget, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
         """Chain and write ``events`` (their ``seq`` is assigned here) in ``uow``.
 
         Returns:
@@ -185,11 +198,9 @@ class Ledger:
         return written
 
     def _append_one(
-        self, uow: UnitOfWork, instance_id: str, events: Sequence[AuditEvent]
+        self, uow: AuditAppendTarget, instance_id: str, events: Sequence[AuditEvent]
     ) -> list[ChainedEvent]:
-        stored = uow.audit.ensure_head(
-            AuditHeadRecord(instance_id, 0, genesis_hash(instance_id), None, None)
-        )
+        stored = uow.audit.ensure_head(self._genesis(instance_id))
         # Each event is encoded once: the same canonical bytes are hashed and stored.
         prev = stored.hash
         chained: list[ChainedEvent] = []
@@ -505,9 +516,45 @@ class LedgerSink:
 
 @dataclass(slots=True)
 class _Pending:
+    """A queued event and who waits for it: a thread (``future``) or a coroutine (``waiter`` on
+    ``loop``), or nobody (``deferred``: served fail-open)."""
+
     event: AuditEvent
-    future: Future[ChainedEvent]
+    future: Future[ChainedEvent] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[ChainedEvent] | None = None
     deferred: bool = False
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[ChainedEvent], ChainedEvent | None]]) -> None:
+    """On an event loop: complete the waiters of one batch (None: refused)."""
+    for waiter, chained in outcomes:
+        if waiter.done():
+            continue  # the request went away meanwhile
+        if chained is None:
+            waiter.set_exception(AuditUnavailable())
+        else:
+            waiter.set_result(chained)
+
+
+def _notify(batch: Sequence[_Pending], results: Sequence[ChainedEvent] | None) -> None:
+    """Tell everyone waiting for ``batch`` how it went (``results`` None: it failed). Waiters
+    on an event loop are woken with one call per loop and batch, not one per event."""
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[ChainedEvent], ChainedEvent | None]]
+    ] = {}
+    for i, pending in enumerate(batch):
+        chained = None if results is None else results[i]
+        if pending.future is not None and not pending.future.done():
+            if chained is None:
+                pending.future.set_exception(AuditUnavailable())
+            else:
+                pending.future.set_result(chained)
+        if pending.waiter is not None and pending.loop is not None:
+            by_loop.setdefault(pending.loop, []).append((pending.waiter, chained))
+    for loop, outcomes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle, outcomes)
 
 
 #: The most events a fail-open instance may have waiting for the ledger to come back.
@@ -524,6 +571,12 @@ class GroupCommitter:
         attempts: how often a batch is tried before its callers are refused.
         on_commit: called (in the writer thread) after every committed batch, e.g. to wake the
             forwarders.
+        commit_delay: at most this many seconds the writer waits, once it has found work, for
+            more to arrive before it commits (like PostgreSQL's ``commit_delay``): each commit
+            has a fixed cost, so under load fewer, larger batches cost less per event.
+        commit_gap: ...but it stops waiting as soon as no new event came for this long.
+        batch: opens one group-commit transaction and commits it on leaving (the SQL store's
+            dedicated writer); default: a unit of work from ``uow_factory``.
     """
 
     def __init__(
@@ -534,12 +587,18 @@ class GroupCommitter:
         max_batch: int = 2000,
         attempts: int = 3,
         on_commit: Callable[[], None] | None = None,
+        commit_delay: float = 0.0,
+        commit_gap: float = 0.0003,
+        batch: Callable[[], AbstractContextManager[AuditAppendTarget]] | None = None,
     ) -> None:
         self._uow = uow_factory
         self._ledger = ledger
         self._max_batch = max_batch
         self._attempts = attempts
         self._on_commit = on_commit
+        self._commit_delay = commit_delay
+        self._commit_gap = commit_gap
+        self._batch = batch
         self._queue: list[_Pending] = []
         self._deferred: list[_Pending] = []
         self._retry_at = 0.0
@@ -549,6 +608,7 @@ class GroupCommitter:
         self._stopping = False
         self.batches = 0
         self.events = 0
+        self.failed_batches = 0
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -574,28 +634,48 @@ class GroupCommitter:
         """Queue ``event``; the future completes once it is committed (or fails with
         :class:`AuditUnavailable`)."""
         future: Future[ChainedEvent] = Future()
-        with self._cond:
-            if self._thread is None:
-                self._cond.release()
-                try:
-                    self.start()
-                finally:
-                    self._cond.acquire()
-            self._queue.append(_Pending(event, future))
-            self._cond.notify()
+        self._enqueue(_Pending(event, future=future))
         return future
+
+    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
+        """Queue ``event`` from a coroutine; await the result (or :class:`AuditUnavailable`)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[ChainedEvent] = loop.create_future()
+        self._enqueue(_Pending(event, loop=loop, waiter=waiter))
+        return waiter
+
+    def _enqueue(self, pending: _Pending) -> None:
+        if self._thread is None:
+            self.start()
+        with self._cond:
+            self._queue.append(pending)
+            if len(self._queue) == 1 or len(self._queue) >= self._max_batch:
+                self._cond.notify()
 
     def defer(self, event: AuditEvent) -> None:
         """Keep ``event`` of a call that was served although the ledger could not be written
         (an instance that fails open); it is written as soon as the ledger takes writes again.
         At most :data:`MAX_DEFERRED` wait; beyond that the oldest are dropped (and counted)."""
         with self._cond:
-            self._deferred.append(_Pending(event, Future(), deferred=True))
+            self._deferred.append(_Pending(event, deferred=True))
             if len(self._deferred) > MAX_DEFERRED:
                 del self._deferred[0]
                 self.dropped += 1
                 log.error("audit events dropped while the ledger was unavailable: %d", self.dropped)
             self._cond.notify()
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics: events and batches committed, failed batches, events waiting
+        (fail-open) and dropped."""
+        with self._cond:
+            waiting = len(self._deferred)
+        return {
+            "events": self.events,
+            "batches": self.batches,
+            "failed_batches": self.failed_batches,
+            "deferred": waiting,
+            "dropped": self.dropped,
+        }
 
     @property
     def deferred(self) -> int:
@@ -627,6 +707,10 @@ class GroupCommitter:
                     self._deferred = []
                 if not self._queue and self._stopping:
                     return
+                linger = self._commit_delay > 0 and bool(self._queue) and not self._stopping
+            if linger:
+                self._linger()
+            with self._cond:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: len(batch)]
             if batch:
@@ -636,6 +720,24 @@ class GroupCommitter:
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self._ledger.policy.every_seconds
                 self.sign_stale()
+
+    def _linger(self) -> None:
+        """Let a batch fill: wait while events keep coming (each pause at most ``commit_gap``),
+        at most ``commit_delay`` in all. Under load the requests being served add their events
+        to this batch instead of each waiting for a commit of its own; when nothing comes, the
+        batch goes after one short pause. Polls instead of being woken per event, so that
+        queueing an event does not wake this thread."""
+        deadline = time.monotonic() + self._commit_delay
+        seen = len(self._queue)
+        while seen < self._max_batch and not self._stopping:
+            pause = min(self._commit_gap, deadline - time.monotonic())
+            if pause <= 0:
+                return
+            time.sleep(pause)
+            now = len(self._queue)
+            if now == seen:
+                return
+            seen = now
 
     def sign_stale(self) -> int:
         """Sign a checkpoint over every ledger whose unsigned tail is older than the policy's
@@ -656,12 +758,20 @@ class GroupCommitter:
             )
         return signed
 
+    def _write(self, events: list[AuditEvent]) -> list[ChainedEvent]:
+        """Append ``events`` in one transaction and commit it."""
+        if self._batch is not None:
+            with self._batch() as target:
+                return self._ledger.append(target, events)
+        with self._uow() as uow:
+            chained = self._ledger.append(uow, events)
+            uow.commit()
+        return chained
+
     def _commit(self, batch: list[_Pending]) -> None:
         for attempt in range(1, self._attempts + 1):
             try:
-                with self._uow() as uow:
-                    chained = self._ledger.append(uow, [p.event for p in batch])
-                    uow.commit()
+                chained = self._write([p.event for p in batch])
             except Exception as exc:
                 if attempt < self._attempts:
                     time.sleep(0.01 * attempt)
@@ -671,19 +781,16 @@ class GroupCommitter:
                     len(batch),
                     getattr(exc, "code", type(exc).__name__),
                 )
+                self.failed_batches += 1
                 with self._cond:
                     self._retry_at = time.monotonic() + 1.0
                     self._deferred[:0] = [p for p in batch if p.deferred]
-                for pending in batch:
-                    if not pending.deferred:
-                        pending.future.set_exception(AuditUnavailable())
+                _notify([p for p in batch if not p.deferred], None)
                 return
             self.batches += 1
             self.events += len(batch)
             self._ledger.load_keys()
-            for pending, chained_event in zip(batch, _in_order(batch, chained), strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(chained_event)
+            _notify(batch, _in_order(batch, chained))
             if self._on_commit is not None:
                 try:
                     self._on_commit()

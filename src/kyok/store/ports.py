@@ -224,6 +224,29 @@ class RegistrationRepository(Protocol):
     def delete_for_key(self, instance_id: str, key_id: str) -> int: ...
 
 
+class AuditAppender(Protocol):
+    """What appending to the ledger needs (a unit of work's ``audit``, or the SQL store's
+    dedicated group-commit writer)."""
+
+    def ensure_head(self, genesis: AuditHeadRecord) -> AuditHeadRecord: ...
+
+    def append(
+        self,
+        entries: Sequence[AuditEntryRecord],
+        head: AuditHeadRecord,
+        expected_next_seq: int,
+    ) -> None: ...
+
+    def add_checkpoint(self, record: AuditCheckpointRecord) -> None: ...
+
+
+class AuditAppendTarget(Protocol):
+    """A transaction the ledger can append in: a unit of work, or a group-commit batch."""
+
+    @property
+    def audit(self) -> AuditAppender: ...
+
+
 class AuditRepository(Protocol):
     """The audit ledger: entries, heads, checkpoints and the forwarders' cursors.
 

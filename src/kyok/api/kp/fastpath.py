@@ -18,16 +18,24 @@ it is the exception under load, and its result is cached.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kyok.api.audit import note_caller
+from kyok.api.audit import CallRecorder, target_id_of
 from kyok.api.deps import check_network
-from kyok.api.errors import ClientDisconnected, PayloadTooLarge, kyok_error_response
+from kyok.api.errors import (
+    ClientDisconnected,
+    PayloadTooLarge,
+    internal_error_response,
+    kyok_error_response,
+)
 from kyok.api.kp._common import Media
 from kyok.api.kp.routes_actions import (
     rewrap,
@@ -42,8 +50,11 @@ from kyok.api.responses import json_response
 from kyok.auth.context import AuthContext
 from kyok.auth.errors import MissingInstance
 from kyok.errors import KyokError
+from kyok.kms.ledger import AuditEvent, AuditUnavailable, RequestAudit, call_event
 
-__all__ = ["DataPlaneFastPath"]
+__all__ = ["DataPlaneFastPath", "is_fast_path"]
+
+log = logging.getLogger("kyok.api")
 
 _PATH = re.compile(r"/api/v2/keys/([^/]+)/actions/(wrap|unwrap|rewrap)")
 
@@ -57,6 +68,12 @@ class _Route:
     path: str
     endpoint: Callable[..., Any]
 
+
+_AUDIT_ACTIONS = {
+    "wrap": "kms.secrets.wrap",
+    "unwrap": "kms.secrets.unwrap",
+    "rewrap": "kms.secrets.rewrap",
+}
 
 _ACTIONS: dict[str, tuple[Action, _Route]] = {
     "wrap": (wrap_action, _Route("/api/v2/keys/{id}/actions/wrap", wrap)),
@@ -74,10 +91,13 @@ class DataPlaneFastPath:
         media: the response content types.
     """
 
-    def __init__(self, app: ASGIApp, node: NodePort, media: Media) -> None:
+    def __init__(
+        self, app: ASGIApp, node: NodePort, media: Media, recorder: CallRecorder | None = None
+    ) -> None:
         self.app = app
         self.node = node
         self.media = media
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
@@ -87,8 +107,13 @@ class DataPlaneFastPath:
         if match is None:
             await self.app(scope, receive, send)
             return
-        action, route = _ACTIONS[match.group(2)]
+        name = match.group(2)
+        action, route = _ACTIONS[name]
         scope["route"] = route
+        scope["path_params"] = {"id": match.group(1)}  # as the router would
+        ctx: AuthContext | None = None
+        instance = ""
+        reason: str | None = None
         try:
             headers = _headers(scope)
             instance = (headers.get(b"bluemix-instance") or b"").decode("latin-1").strip()
@@ -98,7 +123,6 @@ class DataPlaneFastPath:
             ctx = self.node.auth.authenticate(
                 None if authorization is None else authorization.decode("latin-1"), instance
             )
-            note_caller(ctx)
             client = scope.get("client")
             check_network(self.node, ctx.instance_id, client[0] if client else None)
             raw = await _body(receive, headers, self.node.settings.server.max_body_bytes)
@@ -106,10 +130,67 @@ class DataPlaneFastPath:
                 action(ctx, self.node, match.group(1), raw), 200, self.media.action
             )
         except ClientDisconnected:
-            return  # nobody to answer; the middleware above records it
+            return  # nobody to answer, nothing served
         except KyokError as exc:
             response = kyok_error_response(scope, exc)
+            reason = exc.code
+        except Exception:
+            log.exception("request failed with an unexpected error")
+            response = internal_error_response(scope)
+            reason = "INTERNAL_SERVER_ERR"
+        if self.recorder is not None:
+            try:
+                await self.recorder.record(
+                    self._event(scope, name, match.group(1), ctx, instance, response, reason)
+                )
+            except AuditUnavailable as exc:
+                response = kyok_error_response(scope, exc)
         await response(scope, receive, send)
+
+    def _event(
+        self,
+        scope: Scope,
+        name: str,
+        key_id: str,
+        ctx: AuthContext | None,
+        instance: str,
+        response: Response,
+        reason: str | None,
+    ) -> AuditEvent:
+        """The call's audit event (this path records its own calls: see kyok.api.audit)."""
+        assert self.recorder is not None
+        state = scope.get("state", {})
+        client = scope.get("client")
+        request = RequestAudit(
+            request_id=state.get("request_id"),
+            correlation_id=state.get("correlation_id"),
+            address=client[0] if client else None,
+            credential="token",  # Key Protect's calls carry an access token
+        )
+        if ctx is not None:
+            request.principal_id = ctx.principal.id
+            request.principal_type = ctx.principal.kind.value
+        ledger = self.recorder.ledger_for(ctx.instance_id if ctx is not None else instance or None)
+        return call_event(
+            request,
+            instance_id=ledger,
+            action=_AUDIT_ACTIONS[name],
+            target_id=target_id_of(key_id),
+            target_type="kms/key",
+            status=response.status_code,
+            reason_code=reason,
+            at=datetime.now(UTC),
+        )
+
+
+def is_fast_path(scope: Scope) -> bool:
+    """Whether :class:`DataPlaneFastPath` serves (and records) this request."""
+    return (
+        scope["type"] == "http"
+        and scope["method"] == "POST"
+        and not scope.get("query_string")
+        and _PATH.fullmatch(scope["path"]) is not None
+    )
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

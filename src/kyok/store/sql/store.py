@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL
 from kyok.clock import Clock
 from kyok.store.sql import migrate as _migrate
 from kyok.store.sql.engine import create_engine_for
+from kyok.store.sql.ledger_writer import SqlLedgerWriter
 from kyok.store.sql.units import SqlUnitStateStore
 from kyok.store.sql.uow import SqlUnitOfWork
 
@@ -39,6 +40,10 @@ class SqlStore:
     def migrate(self) -> None:
         """Apply every pending schema migration (idempotent; safe with several nodes)."""
         _migrate.upgrade(self.engine)
+
+    def ledger_writer(self) -> SqlLedgerWriter:
+        """A dedicated connection for the audit ledger's group commits."""
+        return SqlLedgerWriter(self.engine)
 
     def close(self) -> None:
         """Close every pooled connection."""
