@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/kyok server --dev
 
-## Run the whole test suite (SQLite and, when it answers, PostgreSQL at 127.0.0.1:5432).
+## Run the whole test suite (SQLite and, when it answers, PostgreSQL at 127.0.0.1:5432), on every
+## core (pytest-xdist; PYTEST_ARGS="-n 0" runs it in one process).
+PYTEST_ARGS ?= -n auto --dist worksteal
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -146,7 +146,7 @@ def test_grant_and_revoke_take_effect_at_once(
         ("Reader", "key:" + "0" * 32, "scope"),
         ("Reader", 7, "scope"),
         ("KyokInstanceAdmin", "key_ring:payments", "scope"),
-        ("KyokInstanceAdmin", f"key:{uuid.uuid4()}", "scope"),
+        ("KyokInstanceAdmin", "key:3f1e8a52-6b0d-4c4e-9a57-0c2f6d1b7e11", "scope"),
     ],
 )
 def test_grant_input_is_validated(

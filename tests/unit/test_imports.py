@@ -237,7 +237,7 @@ def test_payload_under_another_algorithm_is_refused() -> None:
     rejects(ImportPayloadInvalid, lambda: open_import(MATERIAL, as_hybrid, NONCE), material)
 
 
-@pytest.mark.parametrize("payload", [b"", b"\x00", bytes(255), bytes(257), os.urandom(256)])
+@pytest.mark.parametrize("payload", [b"", b"\x00", bytes(255), bytes(257), bytes(range(256))])
 @pytest.mark.parametrize("algorithm", sorted(imports.ALGORITHMS))
 def test_garbage_payload_is_refused(algorithm: str, payload: bytes) -> None:
     wrapped = WrappedImport(algorithm, payload, *gcm_nonce(os.urandom(32)))
