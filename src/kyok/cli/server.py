@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -125,6 +126,10 @@ def _serve(node: Node, sock: socket.socket) -> None:
     # and set the wrap p99.
     gc.collect()
     gc.freeze()
+    # The audit ledger's writer thread shares the GIL with the event loop; with CPython's
+    # default 5 ms switch interval it waits up to 5 ms for each turn after every database call,
+    # so group commits come late. 1 ms measured ~5% more wraps per second (bench/wrap.sh).
+    sys.setswitchinterval(0.001)
     try:
         if scheduler is not None:
             scheduler.start()
