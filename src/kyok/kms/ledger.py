@@ -12,7 +12,9 @@
   failures): callers hand it an event and wait; one thread writes whatever has queued up in one
   transaction, so many concurrent requests share one commit (group commit), and each request
   returns only once the batch holding its event is durable. If the batch cannot be written the
-  waiting callers get :class:`AuditUnavailable` (503): fail closed.
+  waiting callers get :class:`AuditUnavailable` (503): fail closed. On the SQL store it writes
+  through a dedicated connection (:mod:`kyok.store.sql.ledger_writer`), lingers while events
+  keep coming so that batches fill, and wakes each event loop once per batch.
 * :class:`LedgerReader` reads it back (API, export, forwarders' feed and cursors).
 """
 
