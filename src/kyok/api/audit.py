@@ -54,6 +54,7 @@ __all__ = [
     "note_caller",
     "note_instance",
     "note_principal",
+    "request_audit_of",
     "target_id_of",
 ]
 
@@ -144,6 +145,19 @@ def note_instance(instance_id: str, **detail: str) -> None:
     request.detail.extend(detail.items())
 
 
+def request_audit_of(scope: Scope, credential: str) -> RequestAudit:
+    """A call's :class:`RequestAudit` from its scope: the ids the request-context middleware
+    chose, the client's address, and how it authenticates."""
+    state = scope.get("state", {})
+    client = scope.get("client")
+    return RequestAudit(
+        request_id=state.get("request_id"),
+        correlation_id=state.get("correlation_id"),
+        address=client[0] if client else None,
+        credential=credential,
+    )
+
+
 def note_principal(instance_id: str, principal_id: str, kind: str | None) -> None:
     """Record who a credential exchange turned out to be (the token endpoints)."""
     request = current_request.get()
@@ -156,13 +170,10 @@ def note_principal(instance_id: str, principal_id: str, kind: str | None) -> Non
 
 def note_caller(ctx: AuthContext, credential: str = "token") -> None:
     """Record who the current request turned out to be (called right after authentication)."""
+    note_principal(ctx.instance_id, ctx.principal.id, ctx.principal.kind.value)
     request = current_request.get()
-    if request is None:
-        return
-    request.instance_id = ctx.instance_id
-    request.principal_id = ctx.principal.id
-    request.principal_type = ctx.principal.kind.value
-    request.credential = credential
+    if request is not None:
+        request.credential = credential
 
 
 class CallRecorder:
@@ -248,14 +259,7 @@ class AuditMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        state = scope.get("state", {})
-        client = scope.get("client")
-        request = RequestAudit(
-            request_id=state.get("request_id"),
-            correlation_id=state.get("correlation_id"),
-            address=client[0] if client else None,
-            credential=_credential_kind(scope),
-        )
+        request = request_audit_of(scope, _credential_kind(scope))
         token = current_request.set(request)
         held: list[Message] = []
         finished = False

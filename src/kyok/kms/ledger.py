@@ -176,14 +176,7 @@ class Ledger:
         with self._lock:
             pending, self._unloaded = self._unloaded, set()
         for instance_id in sorted(pending):
-            signer = self._signer_for(instance_id)
-            load = getattr(signer, "load", None)
-            if load is None:
-                continue
-            try:
-                load()
-            except KyokError as exc:  # sealed: try again after the next append
-                log.info("audit signing key not loaded (%s)", exc.code)
+            self.load_key(instance_id)  # a sealed unit: tried again after the next append
 
     def append(self, uow: AuditAppendTarget, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
         """Chain and write ``events`` (their ``seq`` is assigned here) in ``uow``.
@@ -864,12 +857,6 @@ class LedgerReader:
                 checkpoint_of(c)
                 for c in uow.audit.checkpoints(instance_id, from_seq, to_seq, limit)
             ]
-
-    def first_checkpoint_after(self, instance_id: str, seq: int) -> Checkpoint | None:
-        """The first checkpoint at or after ``seq``."""
-        with self._uow(read_only=True) as uow:
-            found = uow.audit.first_checkpoint_after(instance_id, seq)
-        return None if found is None else checkpoint_of(found)
 
     def head(self, instance_id: str) -> AuditHeadRecord | None:
         """Where the ledger of ``instance_id`` stands."""

@@ -280,10 +280,6 @@ class AuditRepository(Protocol):
         """Checkpoints with ``from_seq <= seq <= to_seq`` (None: open end), by seq."""
         ...
 
-    def first_checkpoint_after(self, instance_id: str, seq: int) -> AuditCheckpointRecord | None:
-        """The checkpoint with the smallest seq >= ``seq``."""
-        ...
-
     def instance_ids(self) -> list[str]:
         """Instances with a ledger, sorted."""
         ...

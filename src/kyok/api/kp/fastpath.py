@@ -28,7 +28,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kyok.api.audit import CallRecorder, target_id_of
+from kyok.api.audit import CallRecorder, request_audit_of, target_id_of
 from kyok.api.deps import check_network
 from kyok.api.errors import (
     ClientDisconnected,
@@ -50,7 +50,7 @@ from kyok.api.responses import json_response
 from kyok.auth.context import AuthContext
 from kyok.auth.errors import MissingInstance
 from kyok.errors import KyokError
-from kyok.kms.ledger import AuditEvent, AuditUnavailable, RequestAudit, call_event
+from kyok.kms.ledger import AuditEvent, AuditUnavailable, call_event
 
 __all__ = ["DataPlaneFastPath", "is_fast_path"]
 
@@ -159,14 +159,7 @@ class DataPlaneFastPath:
     ) -> AuditEvent:
         """The call's audit event (this path records its own calls: see kyok.api.audit)."""
         assert self.recorder is not None
-        state = scope.get("state", {})
-        client = scope.get("client")
-        request = RequestAudit(
-            request_id=state.get("request_id"),
-            correlation_id=state.get("correlation_id"),
-            address=client[0] if client else None,
-            credential="token",  # Key Protect's calls carry an access token
-        )
+        request = request_audit_of(scope, "token")  # Key Protect's calls carry an access token
         if ctx is not None:
             request.principal_id = ctx.principal.id
             request.principal_type = ctx.principal.kind.value

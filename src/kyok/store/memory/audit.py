@@ -127,10 +127,6 @@ class MemoryAuditRepository:
         ]
         return chosen[: max(1, min(limit, MAX_READ))]
 
-    def first_checkpoint_after(self, instance_id: str, seq: int) -> AuditCheckpointRecord | None:
-        found = self.checkpoints(instance_id, seq, None, limit=1)
-        return found[0] if found else None
-
     def instance_ids(self) -> list[str]:
         return sorted({head.instance_id for head in self._s.scan_all(self._s.state.audit_heads)})
 

@@ -6,7 +6,9 @@ inserts the genesis head if there is none (``ON CONFLICT DO NOTHING``) and then 
 ``FOR UPDATE`` (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds the database's write
 lock), so a second writer waits until the first commits and then sees the moved head.
 :meth:`~SqlAuditRepository.append` moves the head with ``UPDATE ... WHERE next_seq = :expected``
-as a last guard (``VersionConflict`` if another writer got there first).
+as a last guard (``VersionConflict`` if another writer got there first). This is the path of
+changes, which append inside their own unit of work; the data plane's group commits take the
+same locks through :mod:`kyok.store.sql.ledger_writer`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, LargeBinary, Row, Text, bindparam, column, select, text
+from sqlalchemy import Row, select, update
 
 from kyok.errors import InternalError, VersionConflict
 from kyok.store._audit import MAX_READ, check_audit_query
@@ -34,7 +36,6 @@ from kyok.store.sql.tables import (
     audit_heads,
     audit_settings,
 )
-from kyok.store.sql.types import UTCDateTime
 
 __all__ = ["SqlAuditRepository"]
 
@@ -78,37 +79,6 @@ def _head_values(head: AuditHeadRecord) -> dict[str, Any]:
     }
 
 
-# The append path runs once per group commit on the data plane, so its statements are built
-# once, here, as text with typed parameters and columns: building them per call with the Core
-# expression API (and generating their cache keys) cost several times the database's own work.
-_HEAD_COLUMNS = (
-    column("instance_id", Text),
-    column("next_seq", BigInteger),
-    column("hash", LargeBinary),
-    column("checkpoint_seq", BigInteger),
-    column("checkpoint_at", UTCDateTime),
-)
-_SELECT_HEAD = "SELECT instance_id, next_seq, hash, checkpoint_seq, checkpoint_at FROM audit_heads WHERE instance_id = :instance_id"
-_HEAD = text(_SELECT_HEAD).columns(*_HEAD_COLUMNS)
-_HEAD_FOR_UPDATE = text(_SELECT_HEAD + " FOR UPDATE").columns(*_HEAD_COLUMNS)
-_INSERT_EVENTS = text(
-    "INSERT INTO audit_events (instance_id, seq, event_time, action, outcome, body, prev_hash, hash)"
-    " VALUES (:instance_id, :seq, :event_time, :action, :outcome, :body, :prev_hash, :hash)"
-).bindparams(
-    bindparam("event_time", type_=UTCDateTime),
-    bindparam("prev_hash", type_=LargeBinary),
-    bindparam("hash", type_=LargeBinary),
-)
-_MOVE_HEAD = text(
-    "UPDATE audit_heads SET next_seq = :next_seq, hash = :hash, checkpoint_seq = :checkpoint_seq,"
-    " checkpoint_at = :checkpoint_at WHERE instance_id = :instance_id AND next_seq = :expected"
-).bindparams(
-    bindparam("hash", type_=LargeBinary),
-    bindparam("checkpoint_seq", type_=BigInteger),
-    bindparam("checkpoint_at", type_=UTCDateTime),
-)
-
-
 class SqlAuditRepository:
     """The audit ledger of one SQL unit of work."""
 
@@ -116,13 +86,12 @@ class SqlAuditRepository:
         self._tx = tx
 
     def head(self, instance_id: str, *, lock: bool = False) -> AuditHeadRecord | None:
-        stmt = _HEAD
+        stmt = select(audit_heads).where(audit_heads.c.instance_id == instance_id)
         if lock:
             if self._tx.read_only:
                 raise InternalError("locking rows in a read-only unit of work")
-            # PostgreSQL locks the row; SQLite's BEGIN IMMEDIATE already holds the write lock
-            stmt = _HEAD_FOR_UPDATE if self._tx.dialect_name == "postgresql" else _HEAD
-        row = self._tx.execute(stmt, {"instance_id": instance_id}).first()
+            stmt = stmt.with_for_update()  # rendered on PostgreSQL; SQLite holds the DB lock
+        row = self._tx.execute(stmt).first()
         return None if row is None else _head(row)
 
     def ensure_head(self, genesis: AuditHeadRecord) -> AuditHeadRecord:
@@ -147,7 +116,7 @@ class SqlAuditRepository:
     ) -> None:
         if entries:
             self._tx.write(
-                _INSERT_EVENTS,
+                audit_events.insert(),
                 [
                     {
                         "instance_id": e.instance_id,
@@ -164,8 +133,16 @@ class SqlAuditRepository:
                 what="audit event",
             )
         values = _head_values(head)
-        values["expected"] = expected_next_seq
-        moved = self._tx.write(_MOVE_HEAD, values, what="audit head")
+        del values["instance_id"]
+        moved = self._tx.write(
+            update(audit_heads)
+            .where(
+                audit_heads.c.instance_id == head.instance_id,
+                audit_heads.c.next_seq == expected_next_seq,
+            )
+            .values(**values),
+            what="audit head",
+        )
         if moved.rowcount != 1:
             raise VersionConflict("the audit ledger moved on")
 
@@ -211,10 +188,6 @@ class SqlAuditRepository:
             stmt = stmt.where(t.c.seq <= to_seq)
         stmt = stmt.order_by(t.c.seq).limit(max(1, min(limit, MAX_READ)))
         return [_checkpoint(row) for row in self._tx.execute(stmt)]
-
-    def first_checkpoint_after(self, instance_id: str, seq: int) -> AuditCheckpointRecord | None:
-        found = self.checkpoints(instance_id, seq, None, limit=1)
-        return found[0] if found else None
 
     def instance_ids(self) -> list[str]:
         t = audit_heads

@@ -102,7 +102,8 @@ class _Batch:
             return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
-    def head(self, instance_id: str, *, lock: bool = True) -> AuditHeadRecord | None:
+    def head(self, instance_id: str) -> AuditHeadRecord | None:
+        """The instance's head, locked (FOR UPDATE; SQLite's BEGIN IMMEDIATE holds the lock)."""
         self._cur.execute(self._select_head, (instance_id,))
         row = self._cur.fetchone()
         if row is None:
