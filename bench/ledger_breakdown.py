@@ -53,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from breakdown import API_KEY, INSTANCE, Asgi, time_sync
 from driver import Window, wait_for_quiet
-from noledger_server import PassThrough
+from noledger_server import NoRecorder, PassThrough
 
 
 def thread_cpu(thread: threading.Thread | None) -> float:
@@ -131,12 +131,16 @@ def main() -> None:
     try:
         provision_dev(node, "http://127.0.0.1:8200", instance_id=INSTANCE, api_key=API_KEY)
         with_ledger = Asgi(app_module.create_app(node))
-        real = app_module.AuditMiddleware
+        # As bench/noledger_server.py builds it: no middleware, and a fast path that records
+        # nothing.
+        real, real_recorder = app_module.AuditMiddleware, app_module.CallRecorder
         app_module.AuditMiddleware = PassThrough  # type: ignore[misc,assignment]
+        app_module.CallRecorder = NoRecorder  # type: ignore[misc,assignment]
         try:
             without = Asgi(app_module.create_app(node))
         finally:
             app_module.AuditMiddleware = real  # type: ignore[misc]
+            app_module.CallRecorder = real_recorder  # type: ignore[misc]
 
         def request(client: Asgi, path: str, headers: dict[str, str], body: bytes) -> bytes:
             status, raw = loop.run_until_complete(client.call("POST", path, headers, body))
@@ -230,9 +234,9 @@ def main() -> None:
 
         def with_writer(w: Any) -> Asgi:
             app = app_module.create_app(node)
-            for m in app.user_middleware:
+            for m in app.user_middleware:  # the recorder the middleware and fast path share
                 if m.cls is app_module.AuditMiddleware:
-                    m.kwargs["writer"] = w
+                    m.kwargs["recorder"].writer = w
             return Asgi(app)
 
         variants: list[tuple[str, Asgi, Any]] = [

@@ -45,7 +45,7 @@ the file, which wins over the defaults. :data:`ENV_VARS` is the one table of var
     checkpoint_every_events = 1000         # sign a checkpoint after this many events...
     checkpoint_every_seconds = 60          # ...or when the last one is this old
     max_batch = 2000                       # most events in one group commit
-    commit_delay_ms = 1.0                  # wait this long for more events before committing
+    commit_delay_ms = 1.0                  # a busy event loop's events wait at most this long for a commit
     jsonl_path = "/var/log/kyok/audit.jsonl"   # also copy every event here (default: none)
     syslog_host = "logs.example"           # also send it to syslog over mutual TLS (RFC 5425)
     syslog_port = 6514
@@ -259,7 +259,8 @@ class AuditSettings(_Section):
         default=1.0,
         ge=0,
         le=100,
-        description="how long the ledger writer waits for more events before a group commit",
+        description="at most this long an event waits for its group commit while its event loop "
+        "keeps queueing more",
     )
     jsonl_path: Path | None = Field(
         default=None, description="also append every event to this JSON Lines file (0600)"

@@ -13,8 +13,10 @@
   transaction, so many concurrent requests share one commit (group commit), and each request
   returns only once the batch holding its event is durable. If the batch cannot be written the
   waiting callers get :class:`AuditUnavailable` (503): fail closed. On the SQL store it writes
-  through a dedicated connection (:mod:`kyok.store.sql.ledger_writer`), lingers while events
-  keep coming so that batches fill, and wakes each event loop once per batch.
+  through a dedicated connection (:mod:`kyok.store.sql.ledger_writer`). A batch goes as soon
+  as each event loop that queued events has gone round without queueing more (then every
+  request it holds is waiting for the ledger), so batches hold all a loop had to give and no
+  time is lost between the loop going idle and the commit; each loop is woken once per batch.
 * :class:`LedgerReader` reads it back (API, export, forwarders' feed and cursors).
 """
 
@@ -566,10 +568,11 @@ class GroupCommitter:
         attempts: how often a batch is tried before its callers are refused.
         on_commit: called (in the writer thread) after every committed batch, e.g. to wake the
             forwarders.
-        commit_delay: at most this many seconds the writer waits, once it has found work, for
-            more to arrive before it commits (like PostgreSQL's ``commit_delay``): each commit
-            has a fixed cost, so under load fewer, larger batches cost less per event.
-        commit_gap: ...but it stops waiting as soon as no new event came for this long.
+        commit_delay: events queued from an event loop go in one batch once the loop has
+            gone round without queueing more (every request it holds waits), or at the latest
+            this many seconds after the first of them (a loop that never goes idle). Each
+            commit has a fixed cost, so under load fewer, larger batches cost less per event;
+            events queued from threads (:meth:`submit`) go at once.
         batch: opens one group-commit transaction and commits it on leaving (the SQL store's
             dedicated writer); default: a unit of work from ``uow_factory``.
     """
@@ -583,7 +586,6 @@ class GroupCommitter:
         attempts: int = 3,
         on_commit: Callable[[], None] | None = None,
         commit_delay: float = 0.0,
-        commit_gap: float = 0.0003,
         batch: Callable[[], AbstractContextManager[AuditAppendTarget]] | None = None,
     ) -> None:
         self._uow = uow_factory
@@ -592,13 +594,18 @@ class GroupCommitter:
         self._attempts = attempts
         self._on_commit = on_commit
         self._commit_delay = commit_delay
-        self._commit_gap = commit_gap
         self._batch = batch
         self._queue: list[_Pending] = []
         self._deferred: list[_Pending] = []
         self._retry_at = 0.0
         self.dropped = 0
         self._cond = threading.Condition()
+        # Event loops with a flush tick scheduled, how many events were ever queued (the ticks
+        # compare it), and whether a batch should go now (see _tick).
+        self._ticking: set[asyncio.AbstractEventLoop] = set()
+        self._queued = 0
+        self._first_at = 0.0
+        self._flush = False
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.batches = 0
@@ -629,23 +636,57 @@ class GroupCommitter:
         """Queue ``event``; the future completes once it is committed (or fails with
         :class:`AuditUnavailable`)."""
         future: Future[ChainedEvent] = Future()
-        self._enqueue(_Pending(event, future=future))
+        self._enqueue(_Pending(event, future=future), flush=True)
         return future
 
     def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
         """Queue ``event`` from a coroutine; await the result (or :class:`AuditUnavailable`)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[ChainedEvent] = loop.create_future()
-        self._enqueue(_Pending(event, loop=loop, waiter=waiter))
+        if self._enqueue(_Pending(event, loop=loop, waiter=waiter), loop=loop):
+            loop.call_soon(self._tick, loop, self._queued)
         return waiter
 
-    def _enqueue(self, pending: _Pending) -> None:
+    def _enqueue(
+        self,
+        pending: _Pending,
+        *,
+        flush: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> bool:
+        """Queue ``pending``; True when the caller must schedule a tick on ``loop``."""
         if self._thread is None:
             self.start()
         with self._cond:
+            if not self._queue:
+                self._first_at = time.monotonic()
             self._queue.append(pending)
-            if len(self._queue) == 1 or len(self._queue) >= self._max_batch:
+            self._queued += 1
+            if flush or len(self._queue) >= self._max_batch:
+                self._flush = True
                 self._cond.notify()
+            if loop is None or loop in self._ticking:
+                return False
+            self._ticking.add(loop)
+            return True
+
+    def _tick(self, loop: asyncio.AbstractEventLoop, seen: int) -> None:
+        """On an event loop that queued events: flush once the loop has gone round without
+        queueing another one. A callback scheduled with ``call_soon`` runs after the loop has
+        polled its sockets (without blocking, since a callback is ready) and run what they
+        made ready; if that queued no event, every request the loop holds is waiting for the
+        ledger (or for something else), so the batch goes now: batches hold everything the
+        loop had to give, and no time passes between the loop going idle and the commit. A
+        loop that never goes idle flushes once the oldest event has waited ``commit_delay``."""
+        with self._cond:
+            if self._queued != seen and time.monotonic() - self._first_at < self._commit_delay:
+                again = self._queued
+            else:
+                self._ticking.discard(loop)
+                self._flush = True
+                self._cond.notify()
+                return
+        loop.call_soon(self._tick, loop, again)
 
     def defer(self, event: AuditEvent) -> None:
         """Keep ``event`` of a call that was served although the ledger could not be written
@@ -695,19 +736,19 @@ class GroupCommitter:
         next_sweep = time.monotonic() + self._ledger.policy.every_seconds
         while True:
             with self._cond:
-                if not self._queue and not self._stopping:
+                if not (self._flush and self._queue) and not self._stopping:
                     self._cond.wait(timeout=1.0)
                 if self._deferred and time.monotonic() >= self._retry_at:
                     self._queue[:0] = self._deferred  # older than anything queued now
                     self._deferred = []
+                    self._flush = True
                 if not self._queue and self._stopping:
                     return
-                linger = self._commit_delay > 0 and bool(self._queue) and not self._stopping
-            if linger:
-                self._linger()
-            with self._cond:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: len(batch)]
+                batch: list[_Pending] = []
+                if self._flush or self._stopping:
+                    batch = self._queue[: self._max_batch]
+                    del self._queue[: len(batch)]
+                    self._flush = bool(self._queue)  # more than a batch: the next goes at once
             if batch:
                 self._commit(batch)
             else:
@@ -715,24 +756,6 @@ class GroupCommitter:
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self._ledger.policy.every_seconds
                 self.sign_stale()
-
-    def _linger(self) -> None:
-        """Let a batch fill: wait while events keep coming (each pause at most ``commit_gap``),
-        at most ``commit_delay`` in all. Under load the requests being served add their events
-        to this batch instead of each waiting for a commit of its own; when nothing comes, the
-        batch goes after one short pause. Polls instead of being woken per event, so that
-        queueing an event does not wake this thread."""
-        deadline = time.monotonic() + self._commit_delay
-        seen = len(self._queue)
-        while seen < self._max_batch and not self._stopping:
-            pause = min(self._commit_gap, deadline - time.monotonic())
-            if pause <= 0:
-                return
-            time.sleep(pause)
-            now = len(self._queue)
-            if now == seen:
-                return
-            seen = now
 
     def sign_stale(self) -> int:
         """Sign a checkpoint over every ledger whose unsigned tail is older than the policy's

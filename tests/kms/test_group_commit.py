@@ -1,0 +1,169 @@
+"""When the group committer lets a batch go: events queued from an event loop wait until the
+loop has gone round without queueing more (every request it holds is waiting), threads' events
+go at once, and a loop that never goes idle still gets its batch after ``commit_delay``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import pytest
+
+from kyok.audit import AuditEvent, ChainedEvent, CheckpointPolicy, Initiator, Target
+from kyok.kms.ledger import AuditUnavailable, GroupCommitter
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def event(n: int = 0) -> AuditEvent:
+    return AuditEvent(
+        instance_id="i1",
+        seq=0,
+        event_time=T0,
+        action="kms.secrets.wrap",
+        outcome="success",
+        initiator=Initiator("alice", "user", "token", "127.0.0.1"),
+        target=Target(f"key-{n}", "kms/key"),
+        status=200,
+    )
+
+
+class RecordingLedger:
+    """Chains nothing and stores nothing; remembers each batch's size (and can refuse)."""
+
+    policy = CheckpointPolicy(every_events=1000, every_seconds=3600)
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.refuse = False
+        self.lock = threading.Lock()
+
+    def append(self, _uow: object, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
+        if self.refuse:
+            raise OSError("disk full")
+        chained = [ChainedEvent(e, bytes(32), bytes(32)) for e in events]
+        with self.lock:
+            self.batches.append(len(chained))
+        return chained
+
+    def load_keys(self) -> None:
+        return None
+
+
+class NoUow:
+    def __enter__(self) -> NoUow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+
+def committer(ledger: RecordingLedger, **options: float) -> GroupCommitter:
+    c = GroupCommitter(lambda read_only=False: NoUow(), ledger, attempts=1, **options)  # type: ignore[arg-type,return-value]
+    c.start()
+    return c
+
+
+def test_the_requests_a_loop_holds_share_one_batch() -> None:
+    ledger = RecordingLedger()
+    c = committer(ledger, commit_delay=5.0)  # long: only the loop's tick lets a batch go
+
+    async def request(n: int) -> ChainedEvent:
+        await asyncio.sleep(0)
+        return await c.submit_async(event(n))
+
+    async def main() -> list[ChainedEvent]:
+        return await asyncio.gather(*(request(n) for n in range(16)))
+
+    try:
+        started = time.monotonic()
+        done = asyncio.run(main())
+        assert time.monotonic() - started < 2.0  # not the 5 s bound: the tick flushed
+    finally:
+        c.stop()
+    assert [d.event.target.id for d in done] == [f"key-{n}" for n in range(16)]
+    assert ledger.batches == [16]
+
+
+def test_a_loop_that_never_goes_idle_still_gets_its_batch() -> None:
+    ledger = RecordingLedger()
+    c = committer(ledger, commit_delay=0.05)
+
+    async def main() -> float:
+        waiter = c.submit_async(event())
+        started = time.monotonic()
+        stop = started + 5.0
+        # Keep queueing from this loop without ever letting it go round idle.
+        n = 0
+        while not waiter.done() and time.monotonic() < stop:
+            n += 1
+            c.submit_async(event(n))
+            await asyncio.sleep(0)
+        await waiter
+        return time.monotonic() - started
+
+    try:
+        waited = asyncio.run(main())
+    finally:
+        c.stop()
+    assert waited < 2.0
+    assert ledger.batches and ledger.batches[0] > 1
+
+
+def test_threads_do_not_wait_for_a_tick() -> None:
+    ledger = RecordingLedger()
+    c = committer(ledger, commit_delay=5.0)
+    try:
+        started = time.monotonic()
+        assert c.write(event()).event.target.id == "key-0"
+        assert time.monotonic() - started < 2.0
+    finally:
+        c.stop()
+    assert ledger.batches == [1]
+
+
+def test_a_batch_that_cannot_be_written_refuses_the_loops_waiters() -> None:
+    ledger = RecordingLedger()
+    ledger.refuse = True
+    c = committer(ledger, commit_delay=5.0)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            *(c.submit_async(event(n)) for n in range(4)), return_exceptions=True
+        )
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        c.stop()
+    assert len(results) == 4 and all(isinstance(r, AuditUnavailable) for r in results)
+
+
+@pytest.mark.parametrize("loops", [2])
+def test_several_loops_share_one_committer(loops: int) -> None:
+    ledger = RecordingLedger()
+    c = committer(ledger, commit_delay=0.5)
+    results: list[int] = []
+
+    def run_loop(base: int) -> None:
+        async def main() -> list[ChainedEvent]:
+            return await asyncio.gather(*(c.submit_async(event(base + n)) for n in range(50)))
+
+        results.extend(int(d.event.target.id.split("-")[1]) for d in asyncio.run(main()))
+
+    threads = [threading.Thread(target=run_loop, args=(100 * i,)) for i in range(loops)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        c.stop()
+    assert sorted(results) == sorted(100 * i + n for i in range(loops) for n in range(50))
+    assert sum(ledger.batches) == 50 * loops
