@@ -30,10 +30,9 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import kyok.api.app as app_module
-import kyok.cli.server as server_module
 
 _AUDIT_MIDDLEWARE = app_module.AuditMiddleware
-_CREATE_APP = server_module.create_app
+_CREATE_APP = app_module.create_app
 
 
 class NoRecorder:
@@ -75,7 +74,7 @@ def _create_app_without_ledger(node: Any) -> Any:
 def main() -> None:
     app_module.AuditMiddleware = PassThrough  # type: ignore[misc,assignment]
     app_module.CallRecorder = NoRecorder  # type: ignore[misc,assignment]
-    server_module.create_app = _create_app_without_ledger  # build_server's lookup
+    app_module.create_app = _create_app_without_ledger  # build_server imports it when called
     from kyok.cli.main import app
 
     app(args=["server", *sys.argv[1:]], prog_name="kyok")

@@ -35,12 +35,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from kyok.bootstrap import Node, open_node
 from kyok.cli._output import (
     EXIT_BROKEN,
     console,
@@ -62,6 +61,9 @@ from kyok.unit.sigkey import create_sigkey, read_public_key, read_sigkey
 from kyok.unit.state import Register
 from kyok.unit.transcript import parse_export, verify_export
 from kyok.unit.transport import load_part_command
+
+if TYPE_CHECKING:  # a node (store, unit, key service) is opened only by the local commands
+    from kyok.bootstrap import Node
 
 app = typer.Typer(
     help="The key ceremony: administrators, master-key parts, registers and the verifiable transcript.",
@@ -176,6 +178,7 @@ class _Target:
 
 
 def _open(data_dir: Path | None, database_url: str | None) -> Node:
+    from kyok.bootstrap import open_node
     from kyok.settings import Settings
 
     return open_node(Settings.from_env(data_dir=data_dir, database_url=database_url))

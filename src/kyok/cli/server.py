@@ -25,20 +25,20 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 
-from kyok.api.app import create_app
-from kyok.bootstrap import Node, open_node
-from kyok.bootstrap.dev import DevProvision, provision_dev
-from kyok.bootstrap.scheduler import Scheduler
 from kyok.cli._output import EXIT_USAGE, console, fail, guarded, note
 from kyok.settings import Settings
 from kyok.unit.seal.dev import FILENAME as DEV_SEAL_FILE
+
+if TYPE_CHECKING:  # the HTTP stack and the node load when a server starts, not with every command
+    import uvicorn
+
+    from kyok.bootstrap import Node
+    from kyok.bootstrap.dev import DevProvision
 
 __all__ = ["bind_socket", "build_server", "server"]
 
@@ -74,6 +74,10 @@ def build_server(node: Node) -> uvicorn.Server:
     Returns:
         The server; run it with ``server.run(sockets=[bind_socket(...)])``.
     """
+    import uvicorn
+
+    from kyok.api.app import create_app
+
     tls = node.settings.server
     config = uvicorn.Config(
         create_app(node),
@@ -110,6 +114,8 @@ def _serve(node: Node, sock: socket.socket) -> None:
     against the handlers it found. Those are :func:`_ignore` here, so control comes back and
     the node is closed properly instead of the process dying on the re-raised signal.
     """
+    from kyok.bootstrap.scheduler import Scheduler
+
     interval = node.settings.scheduler.interval
     scheduler = (
         Scheduler(node.service, node.clock, interval, import_tokens=node.import_tokens)
@@ -255,6 +261,9 @@ def server(
             note("dev mode uses SQLite in the data directory: KYOK_DATABASE_URL is ignored")
         settings = settings.model_copy(update={"database_url": None, "seal": "dev"})
     _check_listener(settings)
+    from kyok.bootstrap import open_node
+    from kyok.bootstrap.dev import provision_dev
+
     node = open_node(settings)
     try:
         sock = bind_socket(settings.server.host, settings.server.port)
@@ -272,6 +281,8 @@ def server(
             )
             _announce_dev(provision, settings)
         else:
+            from sqlalchemy.engine import make_url
+
             db = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
             log.info("database %s; new instances use the %s seal", db, settings.seal)
             for unit in node.unit_console.overview():
