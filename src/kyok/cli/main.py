@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from kyok import __version__
-from kyok.cli import audit, ceremony, remote, server
+from kyok.cli import audit, ceremony, contract, remote, server
 from kyok.cli._output import set_debug
 
 app = typer.Typer(
@@ -19,9 +19,11 @@ app = typer.Typer(
 )
 app.add_typer(ceremony.app, name="ceremony")
 app.add_typer(audit.app, name="audit")  # kyok audit pubkey | export | verify | tail
+# kyok contract encrypt | sign-contract | validate-contract | verify-attestation | passphrase | ...
+app.add_typer(contract.app, name="contract")
 app.command("server")(server.server)  # kyok server --dev | --config FILE
-# login, whoami, wrap/unwrap/rewrap, import, key (keys), instance, ring, alias, principal, apikey,
-# role
+# login, whoami, wrap/unwrap/rewrap, encrypt/decrypt/rewrap-file, import, key (keys), instance,
+# ring, alias, principal, apikey, role
 remote.register(app)
 
 
