@@ -1,7 +1,7 @@
 """The commands that talk to a running kyok server through :mod:`kyok.client`.
 
 ``register(app)`` adds them to the ``kyok`` app: ``login``, ``logout``, ``whoami``,
-``wrap``, ``unwrap``, ``rewrap``, ``import``, and the groups ``key`` (also spelt ``keys``),
+``wrap``, ``unwrap``, ``rewrap``, ``encrypt``, ``decrypt``, ``rewrap-file``, ``import``, and the groups ``key`` (also spelt ``keys``),
 ``instance``, ``ring``, ``alias``, ``principal``, ``apikey`` and ``role``. Connection settings: see :mod:`kyok.cli._remote`.
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import typer
 
-from kyok.cli import access, keyimport, keys, policies, rings, session, wrapping
+from kyok.cli import access, envelope, keyimport, keys, policies, rings, session, wrapping
 
 
 def register(app: typer.Typer) -> None:
     """Add the server commands and groups to ``app``."""
     session.register(app)
     wrapping.register(app)
+    envelope.register(app)  # encrypt, decrypt, rewrap-file
     keyimport.register(app)
     policies.register_key_commands(keys.app)
     app.add_typer(keys.app, name="key")

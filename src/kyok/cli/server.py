@@ -28,17 +28,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
 from kyok.cli._output import EXIT_USAGE, console, fail, guarded, note
-from kyok.settings import Settings
-from kyok.unit.seal.dev import FILENAME as DEV_SEAL_FILE
 
-if TYPE_CHECKING:  # the HTTP stack and the node load when a server starts, not with every command
+if TYPE_CHECKING:  # the HTTP stack, settings and the node load when a server starts, not with
+    # every command
     import uvicorn
 
     from kyok.bootstrap import Node
     from kyok.bootstrap.dev import DevProvision
+    from kyok.settings import Settings
 
 __all__ = ["bind_socket", "build_server", "server"]
 
@@ -154,6 +153,8 @@ def _serve(node: Node, sock: socket.socket) -> None:
 
 def _announce_dev(provision: DevProvision, settings: Settings) -> None:
     creds = provision.credentials
+    from kyok.unit.seal.dev import FILENAME as DEV_SEAL_FILE
+
     seal_file = settings.data_dir / DEV_SEAL_FILE
     console.print(
         "[bold red]WARNING: dev mode.[/] The master key sits in the clear in "
@@ -238,6 +239,10 @@ def server(
     """Run the HTTP API: Key Protect v2, kyok's unit endpoints, /health and /metrics."""
     if dev and config is not None:
         fail("--dev and --config exclude each other", EXIT_USAGE)
+    from pydantic import ValidationError
+
+    from kyok.settings import Settings
+
     overrides = {
         "data_dir": data_dir,
         "server.host": host,

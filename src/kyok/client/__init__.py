@@ -4,7 +4,7 @@ Depends on ``httpx`` only (and ``kyok.crypto`` where it needs cryptography), so 
 works without the server. Start with :class:`KyokClient`; every failure is a
 :class:`ClientError` (see :mod:`kyok.client.errors` for the tree). :mod:`kyok.client.byok`
 encrypts key material for an import with an import token (``KyokClient.import_root_key`` uses
-it).
+it). :mod:`kyok.client.envelope` encrypts files and streams under per-file DEKs from kyok.
 """
 
 from __future__ import annotations
