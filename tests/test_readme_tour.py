@@ -53,6 +53,8 @@ def test_the_readme_tour_works_as_written(tmp_path: Path) -> None:
         "audit",
         "audit",
         "audit",
+        "encrypt",
+        "decrypt",
     ]
     port = free_port()
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
@@ -98,6 +100,11 @@ def test_the_readme_tour_works_as_written(tmp_path: Path) -> None:
         assert "kms.keys.list-versions" in outputs[7]  # the last call, on the record
         assert "BEGIN PUBLIC KEY" in (tmp_path / "audit.pub.pem").read_text()
         assert "intact" in outputs[10]
+        sealed = (tmp_path / "ledger.jsonl.kyok").read_bytes()
+        assert b"kms.keys.list-versions" not in sealed  # encrypted
+        assert (tmp_path / "ledger-copy.jsonl").read_bytes() == (
+            tmp_path / "ledger.jsonl"
+        ).read_bytes()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
