@@ -973,8 +973,9 @@ def section(r: dict[str, Any]) -> str:
         "**Peak memory** (`ru_maxrss` of the whole process, from `wait4`; one operation per "
         "process; the CLI rows run `kyok encrypt`/`kyok decrypt` with the dev server's "
         "credentials in the environment). The baseline rows are the process without any file: "
-        "the SDK's (Python, httpx, cryptography) and the CLI's (every `kyok` command group is "
-        "imported at start).",
+        "the SDK's (Python, httpx, cryptography) and the CLI's imports (`kyok --version`; a "
+        "command that talks to the server also loads what Typer needs to parse its options, "
+        "pydantic among them).",
         "",
         "| | file size | peak RSS MiB | s |",
         "|---|---:|---:|---:|",
