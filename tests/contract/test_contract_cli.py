@@ -96,6 +96,25 @@ def test_base64_tgz_plain_and_encrypted(files: Path) -> None:
     assert "--cert" in missing.stderr
 
 
+def test_decrypt_takes_tokens_and_names_too_long_for_a_path(files: Path) -> None:
+    # A token is read as a token even when its last base64 part, taken as a file name, is longer
+    # than the OS allows (once a flaky crash: stat() raised "File name too long").
+    token = run(
+        "encrypt-string", "--in", "x" * 600, "--cert", str(files / "enc.crt")
+    ).stdout.strip()
+    head, a, b = token.split(".")
+    long_tail = f"{head}.{a[:40]}/{a[40:]}.{b}"
+    assert len(a[40:]) > 255
+    assert (
+        run(
+            "decrypt", "--in", token, "--priv", str(files / "enc.key"), "--password", "decryptpass"
+        ).stdout
+        == "x" * 600 + "\n"
+    )
+    bad = run("decrypt", "--in", long_tail + "!", "--priv", str(files / "enc.key"), code=2)
+    assert "neither a token nor an existing file" in bad.output
+
+
 def test_encrypt_string_and_decrypt(files: Path) -> None:
     token = run(
         "encrypt-string", "--in", "my-secret-password", "--cert", str(files / "enc.crt")

@@ -486,6 +486,14 @@ def sign(
 # --- decrypt, validate, verify, inspect -----------------------------------------------------------
 
 
+def _is_file(name: str) -> bool:
+    """Whether ``name`` names a regular file (False for names the OS refuses, e.g. too long)."""
+    try:
+        return Path(name).is_file()
+    except OSError:
+        return False
+
+
 @app.command("decrypt")
 @guarded
 def decrypt(
@@ -504,10 +512,10 @@ def decrypt(
     """Decrypt a token, or every encrypted section of a contract."""
     if in_ == "-":
         data = _stdin()
-    elif Path(in_).is_file():
-        data = Path(in_).read_bytes()
-    elif is_token(in_):
+    elif is_token(in_):  # first: a token is seldom a valid path (names over 255 bytes fail)
         data = in_.encode("ascii")
+    elif _is_file(in_):
+        data = Path(in_).read_bytes()
     else:
         fail(f"--in is neither a token nor an existing file: {in_[:40]}", EXIT_USAGE)
     key = _private(priv, password)
