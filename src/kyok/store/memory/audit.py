@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kyok.errors import VersionConflict
+from kyok.errors import AlreadyExists, VersionConflict
 from kyok.store._audit import MAX_READ, check_audit_query
 from kyok.store._times import aware_utc, normalize_record
 from kyok.store.memory._session import Session
@@ -70,13 +70,19 @@ class MemoryAuditRepository:
         if current is None or current.next_seq != expected_next_seq:
             raise _moved()
         for entry in entries:
-            _add(
-                self._s,
-                self._s.state.audit_events,
-                (entry.instance_id, _row_id(entry.seq)),
-                normalize_record(entry),
-                "audit event",
-            )
+            try:
+                _add(
+                    self._s,
+                    self._s.state.audit_events,
+                    (entry.instance_id, _row_id(entry.seq)),
+                    normalize_record(entry),
+                    "audit event",
+                )
+            except AlreadyExists:
+                # Another writer took this seq first (two writers that both started from a
+                # ledger with no head yet, or a commit between the check above and here): the
+                # head moved, as the SQL stores' head lock reports it, and the caller retries.
+                raise _moved() from None
         self._s.set(self._s.state.audit_heads, (head.instance_id, _HEAD), normalize_record(head))
 
     def add_checkpoint(self, record: AuditCheckpointRecord) -> None:
