@@ -159,11 +159,6 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _write_out(path: Path, data: bytes, *, overwrite: bool = True) -> None:
-    """Write a result file readable by its owner only (0600)."""
-    write_private(path, data, overwrite=overwrite)
-
-
 def _record_json(record: AttestationRecord) -> dict[str, Any]:
     return {
         "version": record.version,
@@ -242,7 +237,7 @@ def decrypt_attestation(
         if not json_out:
             note("signature verified: the record was signed by the attestation certificate's key")
     if out is not None and str(out) != "-":
-        _write_out(out, plain)
+        write_private(out, plain, overwrite=True)
         if not json_out:
             note(f"attestation record written to {escape(str(out))}")
     if json_out:
@@ -787,7 +782,7 @@ def passphrase(
     )
     if kms.rewrapped is not None and wrapped is not None:
         update = stored.rewrapped(kms.rewrapped.ciphertext, kms.rewrapped.key_version)
-        _write_out(wrapped, update.to_json().encode("utf-8"))
+        write_private(wrapped, update.to_json().encode("utf-8"), overwrite=True)
         note(
             f"the root key was rotated since the seed was wrapped: {escape(str(wrapped))} now "
             f"holds it wrapped by key version {kms.rewrapped.key_version}"
@@ -805,7 +800,7 @@ def _emit_passphrase(
     force: bool,
 ) -> None:
     if out is not None:
-        _write_out(out, (value + "\n").encode("ascii"), overwrite=force)
+        write_private(out, (value + "\n").encode("ascii"), overwrite=force)
         if remote.json:
             emit_json({"passphraseFile": str(out), "volume": volume, "seeds": seeds})
         else:
@@ -837,7 +832,7 @@ def _make_third_seed(
             "replace it"
         )
     made = new_third_seed(KyokSeedKms(remote.client), key, volume=volume, aad=aad)
-    _write_out(out, made.to_json().encode("utf-8"), overwrite=force)
+    write_private(out, made.to_json().encode("utf-8"), overwrite=force)
     if remote.json:
         emit_json(
             {
