@@ -19,6 +19,7 @@ the file, which wins over the defaults. :data:`ENV_VARS` is the one table of var
     region = "local"                       # KYOK_REGION: the region part of key CRNs
     vendor_content_types = true            # KYOK_VENDOR_CONTENT_TYPES
     max_body_bytes = 1048576               # KYOK_MAX_BODY_BYTES
+    max_batch_body_bytes = 16777216        # KYOK_MAX_BATCH_BODY_BYTES (the batch endpoints)
     import_token_rsa_bits = 4096           # KYOK_IMPORT_TOKEN_RSA_BITS (2048, 3072 or 4096)
     private_networks = ["10.0.0.0/8"]      # KYOK_PRIVATE_NETWORKS (comma list): callers that are
                                            # "private" to allowedNetwork private-only; default:
@@ -167,6 +168,12 @@ class ServerSettings(_Section):
     )
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="largest request body accepted"
+    )
+    max_batch_body_bytes: int = Field(
+        default=16 << 20,
+        ge=1024,
+        description="largest request body accepted by the batch endpoints "
+        "(/api/v2/kyok/keys/{id}/actions/batch-*: up to 10,000 items)",
     )
     import_token_rsa_bits: int = Field(
         default=4096,
@@ -385,6 +392,7 @@ ENV_VARS: Mapping[str, str] = {
     "KYOK_REGION": "server.region",
     "KYOK_VENDOR_CONTENT_TYPES": "server.vendor_content_types",
     "KYOK_MAX_BODY_BYTES": "server.max_body_bytes",
+    "KYOK_MAX_BATCH_BODY_BYTES": "server.max_batch_body_bytes",
     "KYOK_IMPORT_TOKEN_RSA_BITS": "server.import_token_rsa_bits",
     "KYOK_PRIVATE_NETWORKS": "server.private_networks",
     **{f"KYOK_TIMER_{name.upper()}": f"timers.{name}" for name in TimerSettings.model_fields},

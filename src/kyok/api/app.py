@@ -17,6 +17,7 @@ from kyok import __version__
 from kyok.api import openapi
 from kyok.api.admin import build_admin_router
 from kyok.api.audit import AuditMiddleware, CallRecorder
+from kyok.api.batch import build_router as batch_router
 from kyok.api.deps import caller
 from kyok.api.errors import install_error_handlers
 from kyok.api.health import build_router as health_router
@@ -71,6 +72,7 @@ def create_app(node: NodePort) -> FastAPI:
         app.include_router(build_admin_router(node.auth, caller))
     app.include_router(unit_router())
     app.include_router(ledger_router())
+    app.include_router(batch_router())
     app.include_router(kp_router(app.state.kp_media))
     # Added first, so it sits inside the request-context middleware (ids, metrics, access log).
     # Every call under /api/v2, /identity and /oidc goes on the audit record (kyok.api.audit);

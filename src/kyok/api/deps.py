@@ -33,6 +33,7 @@ __all__ = [
     "CorrelationHeaders",
     "InstanceId",
     "Node",
+    "BatchBody",
     "RawBody",
     "caller",
     "check_network",
@@ -196,7 +197,22 @@ async def raw_body(request: Request) -> bytes:
         PayloadTooLarge: the body is larger than the limit.
     """
     node: NodePort = request.app.state.node
-    limit = node.settings.server.max_body_bytes
+    return await read_body(request, node.settings.server.max_body_bytes)
+
+
+async def batch_body(request: Request) -> bytes:
+    """:func:`raw_body` for the batch endpoints: at most ``server.max_batch_body_bytes``."""
+    node: NodePort = request.app.state.node
+    return await read_body(request, node.settings.server.max_batch_body_bytes)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes.
+
+    Raises:
+        PayloadTooLarge: the body is larger than the limit.
+        ClientDisconnected: the client went away.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
@@ -214,3 +230,4 @@ async def raw_body(request: Request) -> bytes:
 
 
 RawBody = Annotated[bytes, Depends(raw_body)]
+BatchBody = Annotated[bytes, Depends(batch_body)]

@@ -17,7 +17,7 @@ from kyok.audit.checkpoint import (
     make_checkpoint,
 )
 from kyok.audit.errors import ExportMalformed, LedgerBroken
-from kyok.audit.event import AuditEvent, Initiator, Target, correlation_hash
+from kyok.audit.event import AuditEvent, Initiator, ItemRun, Target, correlation_hash
 from kyok.audit.export import (
     EXPORT_FORMAT,
     AuditExport,
@@ -44,6 +44,7 @@ __all__ = [
     "ExportItem",
     "ExportMalformed",
     "Initiator",
+    "ItemRun",
     "KeySigner",
     "LedgerBroken",
     "Problem",

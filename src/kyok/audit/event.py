@@ -17,8 +17,17 @@ JSON form (``AuditEvent.to_json``; every member is always present, ``null`` wher
                         "keyVersion": "..." | null},
       "correlationId": "..." | null,
       "requestId":     "..." | null,
-      "detail":        [["name", "value"], ...]
+      "detail":        [["name", "value"], ...],
+      "items":         [{"first": 0, "count": 9999, "outcome": "success",    # batch calls only
+                         "reasonCode": null, "keyVersion": "..." | null}, ...]
     }
+
+``items`` is present only in the event of a batch call (``kms.secrets.batch-wrap`` and the
+like): one call, many items, each item's outcome on the record. Items are listed as runs of
+consecutive item indexes that share an outcome, a reason code and a key version
+(:class:`ItemRun`), in index order, covering every item from 0 without gaps; a batch of 10,000
+successful wraps under one key version is one run. Events without items have no ``items``
+member at all, so their bytes (and hashes) are those of kyok before batch calls.
 
 **Never a secret.** An event never holds key material, a plaintext, a ciphertext, a wrapped
 key, an API key, a token, a passphrase or a signature over secret data. No validator can tell a
@@ -50,8 +59,10 @@ __all__ = [
     "MAX_DETAIL_VALUE",
     "MAX_ID",
     "OUTCOMES",
+    "MAX_ITEM_RUNS",
     "AuditEvent",
     "Initiator",
+    "ItemRun",
     "Target",
     "correlation_hash",
     "format_time",
@@ -63,6 +74,7 @@ CREDENTIAL_KINDS: Final = ("api_key", "token", "admin_signature", "system")
 MAX_ID: Final = 256
 MAX_DETAIL_VALUE: Final = 256
 MAX_DETAIL_ITEMS: Final = 32
+MAX_ITEM_RUNS: Final = 10_000
 CORRELATION_LABEL: Final = b"kyok/audit/correlate/v1"
 
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -182,6 +194,68 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemRun:
+    """Consecutive items of a batch call with the same result.
+
+    Attributes:
+        first: the index of the run's first item in the request (from 0).
+        count: how many items the run holds (at least 1).
+        outcome: ``success`` or ``failure``.
+        reason_code: the error code of the run's failures (``UNPROCESSABLE_CIPHERTEXT_ERR``),
+            None for successes.
+        key_version: the key version the items used (wrap: the one that wrapped; unwrap and
+            rewrap: the one that had wrapped the item), None where none was reached.
+    """
+
+    first: int
+    count: int
+    outcome: str
+    reason_code: str | None = None
+    key_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _int(self.first) or self.first < 0:
+            raise ValueError("an item run's first index must be an integer >= 0")
+        if not _int(self.count) or self.count < 1:
+            raise ValueError("an item run's count must be an integer >= 1")
+        if self.outcome not in OUTCOMES:
+            raise ValueError("an item run's outcome must be 'success' or 'failure'")
+        _text(self.reason_code, "item reason code", optional=True, limit=64)
+        _text(self.key_version, "item key version", optional=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as a JSON object."""
+        return {
+            "first": self.first,
+            "count": self.count,
+            "outcome": self.outcome,
+            "reasonCode": self.reason_code,
+            "keyVersion": self.key_version,
+        }
+
+    @classmethod
+    def from_json(cls, obj: object) -> ItemRun:
+        """Parse :meth:`to_json`'s shape, strictly (``ValueError``)."""
+        o = _members(obj, "item run", {"first", "count", "outcome", "reasonCode", "keyVersion"})
+        try:
+            return cls(o["first"], o["count"], o["outcome"], o["reasonCode"], o["keyVersion"])
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def _check_items(items: tuple[ItemRun, ...]) -> None:
+    if len(items) > MAX_ITEM_RUNS:
+        raise ValueError(f"items holds more than {MAX_ITEM_RUNS} runs")
+    expected = 0
+    for run in items:
+        if not isinstance(run, ItemRun):
+            raise TypeError("items must be ItemRun values")
+        if run.first != expected:
+            raise ValueError("item runs must cover the items in order, from 0, without gaps")
+        expected += run.count
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One audited call. Immutable; validated on construction (``ValueError``/``TypeError``).
 
@@ -198,6 +272,7 @@ class AuditEvent:
         correlation_id: ties events of one logical operation together (client supplied).
         request_id: the id of the HTTP request (or job) that caused it.
         detail: further short, non-secret facts as ``(name, value)`` pairs (names unique).
+        items: a batch call's per-item results as runs (:class:`ItemRun`); empty otherwise.
     """
 
     instance_id: str
@@ -212,6 +287,7 @@ class AuditEvent:
     correlation_id: str | None = None
     request_id: str | None = None
     detail: tuple[tuple[str, str], ...] = ()
+    items: tuple[ItemRun, ...] = ()
 
     def __post_init__(self) -> None:
         _text(self.instance_id, "instance id")
@@ -248,10 +324,13 @@ class AuditEvent:
             seen.add(name)
             _text(value, f"detail {name}", optional=False, limit=MAX_DETAIL_VALUE)
         object.__setattr__(self, "detail", detail)
+        items = tuple(self.items)
+        _check_items(items)
+        object.__setattr__(self, "items", items)
 
     def to_json(self) -> dict[str, Any]:
         """The event as a JSON object (the shape in the module docstring)."""
-        return {
+        out: dict[str, Any] = {
             "instanceId": self.instance_id,
             "seq": self.seq,
             "eventTime": format_time(self.event_time),
@@ -274,6 +353,9 @@ class AuditEvent:
             "requestId": self.request_id,
             "detail": [[name, value] for name, value in self.detail],
         }
+        if self.items:
+            out["items"] = [run.to_json() for run in self.items]
+        return out
 
     def canonical_bytes(self) -> bytes:
         """The bytes the chain hashes: ``canonical_json(self.to_json())``.
@@ -288,13 +370,25 @@ class AuditEvent:
             f'"detail":[{detail}],"eventTime":"{format_time(self.event_time)}",'
             f'"initiator":{{"credential":{{"type":{_s(i.credential)}}},'
             f'"host":{{"address":{_n(i.address)}}},"id":{_s(i.id)},"typeURI":{_s(i.type)}}},'
-            f'"instanceId":{_s(self.instance_id)},"outcome":{_s(self.outcome)},'
+            f'"instanceId":{_s(self.instance_id)},{self._items_member()}'
+            f'"outcome":{_s(self.outcome)},'
             f'"reason":{{"reasonCode":{_n(self.reason_code)},'
             f'"status":{"null" if self.status is None else int(self.status)}}},'
             f'"requestId":{_n(self.request_id)},"seq":{int(self.seq)},'
             f'"target":{{"id":{_s(t.id)},"keyVersion":{_n(t.key_version)},'
             f'"name":{_n(t.name)},"typeURI":{_s(t.type)}}}}}'
         ).encode("ascii")
+
+    def _items_member(self) -> str:
+        """``"items":[...],`` in canonical form, or nothing for an event without items."""
+        if not self.items:
+            return ""
+        runs = ",".join(
+            f'{{"count":{int(r.count)},"first":{int(r.first)},"keyVersion":{_n(r.key_version)},'
+            f'"outcome":{_s(r.outcome)},"reasonCode":{_n(r.reason_code)}}}'
+            for r in self.items
+        )
+        return f'"items":[{runs}],'
 
     def with_seq(self, seq: int) -> AuditEvent:
         """This event at position ``seq`` (a copy; the other members were checked already)."""
@@ -313,7 +407,8 @@ class AuditEvent:
         Raises:
             ValueError: a member is missing, unknown, of the wrong type or out of range.
         """
-        o = _members(obj, "event", _EVENT_KEYS)
+        keys = _EVENT_KEYS | {"items"} if isinstance(obj, dict) and "items" in obj else _EVENT_KEYS
+        o = _members(obj, "event", keys)
         reason = _members(o["reason"], "reason", {"reasonCode", "status"})
         ini = _members(o["initiator"], "initiator", {"id", "typeURI", "credential", "host"})
         cred = _members(ini["credential"], "initiator.credential", {"type"})
@@ -326,6 +421,11 @@ class AuditEvent:
             raise ValueError("detail must be a list of [name, value] pairs")
         if not _int(o["seq"]) or (reason["status"] is not None and not _int(reason["status"])):
             raise ValueError("seq and status must be integers")
+        items: tuple[ItemRun, ...] = ()
+        if "items" in o:
+            if not isinstance(o["items"], list) or not o["items"]:
+                raise ValueError("items, when present, must be a non-empty list of item runs")
+            items = tuple(ItemRun.from_json(run) for run in o["items"])
         try:
             return cls(
                 instance_id=o["instanceId"],
@@ -340,6 +440,7 @@ class AuditEvent:
                 correlation_id=o["correlationId"],
                 request_id=o["requestId"],
                 detail=tuple((d[0], d[1]) for d in detail),
+                items=items,
             )
         except TypeError as exc:
             raise ValueError(str(exc)) from None

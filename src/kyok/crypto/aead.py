@@ -19,6 +19,7 @@ See docs/formats.md for vectors.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
@@ -76,6 +77,28 @@ class DerivedKeyAead:
             raise ValueError("nonce must be 24 bytes")
         return nonce + AESGCM(self._derive(nonce)).encrypt(_GCM_NONCE, plaintext, associated_data)
 
+    def encrypt_many(
+        self, plaintexts: Sequence[bytes], associated_data: Sequence[bytes]
+    ) -> list[bytes]:
+        """:meth:`encrypt` for many messages (the ``i``-th binds ``associated_data[i]``).
+
+        The same bytes as one :meth:`encrypt` per message; the nonces come from one call to
+        the operating system's random source instead of one per message.
+        """
+        if len(plaintexts) != len(associated_data):
+            raise ValueError("one associated data per plaintext")
+        nonces = os.urandom(NONCE_SIZE * len(plaintexts))
+        copy, gcm = self._mac.copy, AESGCM  # the loop runs up to 10,000 times per call
+        out = []
+        offset = 0
+        for plaintext, ad in zip(plaintexts, associated_data, strict=True):
+            nonce = nonces[offset : offset + NONCE_SIZE]
+            offset += NONCE_SIZE
+            mac = copy()
+            mac.update(nonce + b"\x01")
+            out.append(nonce + gcm(mac.finalize()).encrypt(_GCM_NONCE, plaintext, ad))
+        return out
+
     def decrypt(self, data: bytes, associated_data: bytes = b"") -> bytes:
         """Authenticate and decrypt ``data`` made by :meth:`encrypt`.
 
@@ -117,4 +140,60 @@ def aes_gcm_decrypt(key: bytes, nonce: bytes, data: bytes, associated_data: byte
     try:
         return AESGCM(key).decrypt(nonce, data, associated_data or None)
     except InvalidTag:
+        raise InvalidCiphertext() from None
+
+
+def aes_gcm_cipher(key: bytes) -> AESGCM:
+    """A reusable plain AES-GCM object for ``key`` (the key schedule is computed once).
+
+    For callers that encrypt many messages under one key (file segments). It is pyca's
+    ``AESGCM``: no readable key, a repr without key material, not picklable, thread-safe. Use it
+    with :func:`aes_gcm_encrypt_into` and :func:`aes_gcm_decrypt_into`.
+    """
+    return AESGCM(key)
+
+
+def aes_gcm_encrypt_into(
+    cipher: AESGCM,
+    nonce: bytes,
+    plaintext: bytes | bytearray | memoryview,
+    out: bytearray | memoryview,
+    associated_data: bytes = b"",
+) -> int:
+    """Plain AES-GCM into a caller's buffer: ``out`` (exactly ``len(plaintext) + 16`` bytes)
+    receives the ciphertext and the tag. Returns the bytes written.
+
+    Raises:
+        ValueError: ``out`` has the wrong size.
+    """
+    return cipher.encrypt_into(nonce, plaintext, associated_data or None, out)
+
+
+def aes_gcm_decrypt_into(
+    cipher: AESGCM,
+    nonce: bytes,
+    data: bytes | bytearray | memoryview,
+    out: bytearray | memoryview,
+    associated_data: bytes = b"",
+) -> int:
+    """Plain AES-GCM decryption into a caller's buffer (exactly ``len(data) - 16`` bytes).
+
+    pyca's ``decrypt_into`` decrypts into ``out`` before it checks the tag and leaves that
+    unauthenticated plaintext there when the tag fails; this function zeroes ``out`` before it
+    raises, so a failed call never leaves readable plaintext behind.
+
+    Returns:
+        The plaintext bytes written (``len(data) - 16``).
+
+    Raises:
+        InvalidCiphertext: ``data`` is shorter than a tag, or the tag does not verify
+            (``out`` is then all zeros).
+        ValueError: ``out`` has the wrong size.
+    """
+    if len(data) < TAG_SIZE:
+        raise InvalidCiphertext()
+    try:
+        return cipher.decrypt_into(nonce, data, associated_data or None, out)
+    except InvalidTag:
+        out[:] = bytes(len(out))
         raise InvalidCiphertext() from None

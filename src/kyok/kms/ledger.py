@@ -45,6 +45,7 @@ from kyok.audit import (
     Checkpoint,
     CheckpointPolicy,
     Initiator,
+    ItemRun,
     Signer,
     Target,
     make_checkpoint,
@@ -125,6 +126,8 @@ class RequestAudit:
     key_version: str | None = None
     recorded: bool = False
     detail: list[tuple[str, str]] = field(default_factory=list)
+    #: a batch call's per-item results (kyok.api.batch sets them; see AuditEvent.items)
+    items: tuple[ItemRun, ...] = ()
 
     def initiator(self) -> Initiator:
         """The initiator of the request's events."""
@@ -484,6 +487,7 @@ def call_event(
         correlation_id=request.correlation_id,
         request_id=request.request_id,
         detail=tuple(sorted(dict(request.detail).items())),
+        items=request.items,
     )
 
 

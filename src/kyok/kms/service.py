@@ -114,7 +114,7 @@ from kyok.store.records import (
 from kyok.unit import wrapping
 from kyok.unit.blob import PURPOSE_ROOT_KEY, PURPOSE_STANDARD_KEY, BlobRef, SealedBlob
 from kyok.unit.errors import UnitSealed
-from kyok.unit.handles import STANDARD_KEY_EXPORT, HandleRevoked
+from kyok.unit.handles import STANDARD_KEY_EXPORT, HandleRevoked, KeyHandle
 
 __all__ = ["KeyService"]
 
@@ -809,6 +809,28 @@ class KeyService:
                 continue
             return RewrapResult(rewrapped, source.ref.id, key.current_version_id)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def data_plane_handles(
+        self,
+        instance_id: str,
+        id_or_alias: str,
+        action: Action,
+        version_ids: Sequence[str] = (),
+    ) -> tuple[KeyRecord, dict[str, KeyHandle]]:
+        """The key, judged for ``action``, and handles of its newest version and of those of
+        ``version_ids`` that are its own (the batch operations in :mod:`kyok.kms.batch`).
+
+        Served from the key cache like :meth:`wrap`; versions that are not this key's root-key
+        material are left out (an item naming one fails as an unwrap failure).
+
+        Raises:
+            KeyNotFound, RootKeyRequired, KeyStateConflict, KeyDeleted, UnitSealed: as
+                :meth:`wrap`/:meth:`unwrap`.
+        """
+        key, blobs, unit = self._load_for_crypto(
+            instance_id, id_or_alias, action, tuple(dict.fromkeys(version_ids))
+        )
+        return key, {vid: unit.handle(blob) for vid, blob in blobs.items()}
 
     # ------------------------------------------------------------------------------- lifecycle
 

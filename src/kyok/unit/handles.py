@@ -79,6 +79,39 @@ class KeyHandle:
             dek = os.urandom(DEK_SIZE)
         return self._header + self._aead.encrypt(dek, wrapping.aad(self._header, aad)), dek
 
+    def wrap_many(
+        self, deks: Sequence[bytes | None], aads: Sequence[Sequence[str]]
+    ) -> list[tuple[bytes, bytes]]:
+        """:meth:`wrap` for many DEKs (``aads[i]`` for ``deks[i]``), drawing the fresh DEKs
+        and the nonces with one call each to the random source.
+
+        Returns:
+            ``(ciphertext, dek)`` per DEK, in order.
+        """
+        self._check()
+        fresh = deks.count(None)
+        filled: list[bytes] = [dek for dek in deks if dek is not None]
+        if fresh:
+            pool = os.urandom(DEK_SIZE * fresh)
+            taken = 0
+            filled = []
+            for dek in deks:
+                if dek is None:
+                    dek = pool[taken : taken + DEK_SIZE]
+                    taken += DEK_SIZE
+                filled.append(dek)
+        head = self._header
+        encoded: dict[tuple[str, ...], bytes] = {}  # most batches share one AAD (often none)
+        ads = []
+        for aad in aads:
+            key = aad if type(aad) is tuple else tuple(aad)
+            ad = encoded.get(key)
+            if ad is None:
+                ad = encoded[key] = wrapping.aad(head, key)
+            ads.append(ad)
+        sealed = self._aead.encrypt_many(filled, ads)
+        return [(head + ct, dek) for ct, dek in zip(sealed, filled, strict=True)]
+
     def unwrap(self, ciphertext: bytes, aad: Sequence[str] = ()) -> bytes:
         """Unwrap a kyok-wrap-v1 ciphertext made by this key version.
 
