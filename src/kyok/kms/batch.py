@@ -288,6 +288,7 @@ def _prepare_unwrap(
     """``(index, ciphertext, aad, version named)`` of each item that decodes, and the versions
     named (each once); the others get their failure in ``base``."""
     ready: list[_Ready] = []
+    named: dict[bytes, str] = {}  # header -> version id: parsing a UUID costs ~1 us per item
     for i, item in enumerate(items):
         if isinstance(item, KyokError):
             base[i] = ItemFailure.of(item)
@@ -300,11 +301,14 @@ def _prepare_unwrap(
         except KyokError as exc:
             base[i] = ItemFailure.of(exc)
             continue
-        try:
-            version = wrapping.version_of(ciphertext)
-        except ValueError:
-            base[i] = ItemFailure.of(UnwrapFailed())
-            continue
+        head = ciphertext[: wrapping.HEADER_SIZE]
+        version = named.get(head) if len(ciphertext) >= wrapping.MIN_SIZE else None
+        if version is None:
+            try:
+                version = named[head] = wrapping.version_of(ciphertext)
+            except ValueError:
+                base[i] = ItemFailure.of(UnwrapFailed())
+                continue
         ready.append((i, ciphertext, aad_t, version))
     return ready, list(dict.fromkeys(r[3] for r in ready))
 
