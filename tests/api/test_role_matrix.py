@@ -377,6 +377,25 @@ def _wrapped(w: World, key: str) -> Any:
     return {"ciphertext": w.ciphertext(key)}
 
 
+def _batch(action: str, body: Callable[[World, str], Any]) -> Prepare:
+    """A batch call on a fresh active root key (kyok's /api/v2/kyok/keys/{id}/actions/batch-*)."""
+
+    def prepare(w: World, ring: str | None) -> Req:
+        key = w.key(ring)
+        path = f"/api/v2/kyok/keys/{key}/actions/batch-{action}"
+        return Req("POST", path, json=body(w, key), key_id=key)
+
+    return prepare
+
+
+def _batch_deks(w: World, key: str) -> Any:
+    return {"items": [_dek(w, key), _dek(w, key)]}
+
+
+def _batch_wrapped(w: World, key: str) -> Any:
+    return {"items": [_wrapped(w, key)]}
+
+
 def _patch(w: World, ring: str | None) -> Req:
     key = w.key(ring)
     target = ring or "default"
@@ -496,6 +515,7 @@ def _delete_binding(w: World, ring: str | None) -> Req:
 
 
 K = "/api/v2/keys/{id}"
+B = "/api/v2/kyok/keys/{id}/actions"
 POLICY = "application/vnd.ibm.kms.policy+json"
 REG = K + "/registrations/{urlEncodedResourceCRN}"
 
@@ -517,6 +537,10 @@ ROWS: tuple[Row, ...] = (
     Row("POST", K + "/actions/wrap", "kms.secrets.wrap", KEY, 200, _on_key("POST", "/actions/wrap", body=_dek)),
     Row("POST", K + "/actions/unwrap", "kms.secrets.unwrap", KEY, 200, _on_key("POST", "/actions/unwrap", body=_wrapped)),
     Row("POST", K + "/actions/rewrap", "kms.secrets.rewrap", KEY, 200, _on_key("POST", "/actions/rewrap", body=_wrapped)),
+    Row("POST", B + "/batch-wrap", "kms.secrets.wrap", KEY, 200, _batch("wrap", _batch_deks)),
+    Row("POST", B + "/batch-generate", "kms.secrets.wrap", KEY, 200, _batch("generate", lambda w, k: {"count": 3})),
+    Row("POST", B + "/batch-unwrap", "kms.secrets.unwrap", KEY, 200, _batch("unwrap", _batch_wrapped)),
+    Row("POST", B + "/batch-rewrap", "kms.secrets.rewrap", KEY, 200, _batch("rewrap", _batch_wrapped)),
     Row("POST", K + "/actions/rotate", "kms.secrets.rotate", KEY, 204, _on_key("POST", "/actions/rotate")),
     Row("POST", K + "/actions/disable", "kms.secrets.disable", KEY, 204, _on_key("POST", "/actions/disable")),
     Row("POST", K + "/actions/enable", "kms.secrets.enable", KEY, 204, _on_key("POST", "/actions/enable", state="disabled")),
