@@ -29,11 +29,11 @@ from kyok.kms.errors import AccessPolicyDenied, NetworkPolicyDenied
 from kyok.kms.policies import Network, address_in
 
 __all__ = [
+    "BatchBody",
     "Caller",
     "CorrelationHeaders",
     "InstanceId",
     "Node",
-    "BatchBody",
     "RawBody",
     "caller",
     "check_network",
