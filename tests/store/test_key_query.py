@@ -141,6 +141,20 @@ def test_search_text_matches_literally(store: AnyStore, text: str, expected: lis
     assert ids(store, search=negated, states=states) == [i for i in everything if i not in expected]
 
 
+def test_an_alias_matches_only_in_its_own_instance(any_store: AnyStore) -> None:
+    """The same key id in two instances: the other instance's alias is no match here."""
+    with any_store.uow() as uow:
+        uow.keys.add(f.key("k1", name="plain"))
+        uow.keys.add(f.key("k1", instance_id=OTHER, name="plain"))
+        uow.aliases.add(f.alias("secret-alias", "k1", instance_id=OTHER))
+        uow.commit()
+    assert ids(any_store, search=KeySearch("secret")) == []
+    assert ids(any_store, search=KeySearch("secret", negate=True)) == ["k1"]
+    assert ids(any_store, instance_id=OTHER, search=KeySearch("secret")) == ["k1"]
+    exact = KeySearch("SECRET-ALIAS", exact=True)
+    assert ids(any_store, instance_id=OTHER, search=exact) == ["k1"]
+
+
 def test_exact_search_with_wildcard_characters(store: AnyStore) -> None:
     assert ids(store, search=KeySearch("100% SECURE", exact=True)) == ["k03"]
     assert ids(store, search=KeySearch("100_ secure", exact=True)) == []

@@ -31,7 +31,7 @@ def where(checked: CheckedQuery) -> ColumnElement[bool]:
         conditions.append(keys.c.key_ring_id == query.key_ring_id)
     conditions.extend(_filter(f) for f in checked.filters)
     if query.search is not None:
-        conditions.append(_search(query.search))
+        conditions.append(_search(query.search, query.instance_id))
     return and_(*conditions)
 
 
@@ -68,7 +68,7 @@ def _filter(key_filter: KeyFilter) -> ColumnElement[bool]:
     raise ValueError(f"unknown filter operator {op!r}")  # check_query rejects it earlier
 
 
-def _search(search: KeySearch) -> ColumnElement[bool]:
+def _search(search: KeySearch, instance_id: str) -> ColumnElement[bool]:
     if search.exact:
         needle = fold(bindparam(None, search.text, type_=Text))
 
@@ -85,9 +85,12 @@ def _search(search: KeySearch) -> ColumnElement[bool]:
     if search.names:
         parts.append(matches(keys.c.name))
     if search.aliases:
+        # The instance as a value, not only through keys.instance_id: PostgreSQL runs this as
+        # one (hashed) scan of matching aliases, which then reads only this instance's (through
+        # the primary key, or the trigram index where migration 0005 could make one).
         parts.append(
             exists().where(
-                aliases.c.instance_id == keys.c.instance_id,
+                aliases.c.instance_id == instance_id,
                 aliases.c.key_id == keys.c.id,
                 matches(aliases.c.alias),
             )

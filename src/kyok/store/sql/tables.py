@@ -73,8 +73,11 @@ keys = Table(
     Column("state_reason", Integer, nullable=True),
     Column("last_synced_at", UTCDateTime, nullable=True),
     Column("row_version", Integer, nullable=False),
-    # listing: an instance's keys in the default states, in id order
+    # listing: an instance's keys in one state, in id order
     Index(None, "instance_id", "state", "id"),
+    # counting an instance's keys in some states (list totals, Key-Total, the search scope):
+    # without ids its entries deduplicate, so it is ~20 times smaller than the index above
+    Index(None, "instance_id", "state"),
     # exact name lookups and name-ordered scans within an instance
     Index(None, "instance_id", "name"),
     # count_in_ring / move_ring / list by ring
@@ -118,6 +121,12 @@ aliases = Table(
     Column("created_by", Text, nullable=False),
     Index(None, "instance_id", "key_id"),
 )
+
+#: Indexes that migrations create only where the backend can, and that nothing depends on
+#: (queries return the same rows without them): on PostgreSQL with the pg_trgm extension, a
+#: trigram index on ``lower(alias)`` for substring searches over aliases (migration 0005).
+#: They are not in ``metadata``; schema comparisons leave them out.
+OPTIONAL_INDEXES = frozenset({"ix_aliases_alias_trgm"})
 
 units = Table(
     "units",
