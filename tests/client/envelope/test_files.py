@@ -13,7 +13,7 @@ import pytest
 from kyok.client import RewrapResult, UnwrapResult
 from kyok.client import envelope as ev
 from kyok.client.envelope import _format as fmt
-from kyok.client.envelope._writer import ThreadedWriter
+from kyok.client.envelope._pipeline import Pipeline
 from kyok.client.envelope.testing import LocalKeyService
 
 from ._util import SMALL
@@ -92,27 +92,34 @@ def test_a_write_error_in_the_writer_thread_reaches_the_caller() -> None:
         def __init__(self) -> None:
             self.got = 0
 
-        def write(self, data: bytes) -> int:
+        def write(self, data: bytes | bytearray | memoryview, /) -> int:
             if self.got > 2:
                 raise OSError(28, "No space left on device")
             self.got += 1
             return len(data)
 
-    writer = ThreadedWriter(Full())
+    pipeline = Pipeline(io.BytesIO(bytes(100 * 10)), Full(), in_size=10, out_size=10)
     with pytest.raises(OSError, match="No space"):
-        for _ in range(100):
-            writer.write(b"x" * 10)
-        writer.close()
-    writer.abort()  # idempotent after a failure
+        pipeline.run(lambda i, last, data, out: _copy(data, out))
 
 
-def test_the_threaded_writer_keeps_order() -> None:
+def _copy(data: memoryview, out: memoryview) -> int:
+    out[: len(data)] = data
+    return len(data)
+
+
+def test_the_pipeline_keeps_order() -> None:
+    data = b"".join(b"%04d" % i for i in range(500))
     out = io.BytesIO()
-    writer = ThreadedWriter(out, depth=2)
-    for i in range(500):
-        writer.write(b"%04d" % i)
-    writer.close()
-    assert out.getvalue() == b"".join(b"%04d" % i for i in range(500))
+    seen: list[int] = []
+
+    def transform(index: int, last: bool, chunk: memoryview, buffer: memoryview) -> int:
+        seen.append(index)
+        assert last == (len(chunk) < 4)
+        return _copy(chunk, buffer)
+
+    assert Pipeline(io.BytesIO(data), out, in_size=4, out_size=4).run(transform) == 501
+    assert out.getvalue() == data and seen == list(range(501))
 
 
 # -- rewrap_file ---------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 """File helpers: encrypt or decrypt file to file without ever leaving half a file, and
 :func:`rewrap_file`, which moves a file's DEK to the root key's newest version in place.
 
+The segments go through a three-stage pipeline (:mod:`._pipeline`): a reader thread, AES-GCM in
+the calling thread and a writer thread, over a fixed pool of buffers allocated once per call,
+so reads, writes and the encryption overlap on as many cores as there are (up to three).
+
 Outputs are written to a temporary file (mode 0600) in the destination's directory, flushed to
 disk, and renamed over the destination only when everything succeeded; the directory is then
 flushed too. On any failure the temporary file is removed. (A process killed outright can leave
@@ -18,8 +22,8 @@ from kyok.client.envelope import _format as fmt
 from kyok.client.envelope._cache import DekCache
 from kyok.client.envelope._header import EnvelopeHeader, read_parsed
 from kyok.client.envelope._keyservice import KeyService, rewrap_dek
+from kyok.client.envelope._pipeline import open_pipelined, seal_pipelined
 from kyok.client.envelope._stream import decrypt_to, encrypt_to
-from kyok.client.envelope._writer import ThreadedWriter, Writer
 from kyok.client.envelope.errors import InvalidEnvelope
 from kyok.crypto.encoding import ct_equal
 
@@ -108,17 +112,6 @@ def write_atomically(
     return result
 
 
-def _through_thread(out: BinaryIO, run: Callable[[Writer], T]) -> T:
-    writer = ThreadedWriter(out)
-    try:
-        result = run(writer)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    return result
-
-
 def encrypt_file(
     src: PathArg,
     dst: PathArg,
@@ -146,9 +139,9 @@ def encrypt_file(
         FileExistsError: ``dst`` exists and ``overwrite`` is False.
         as :func:`encrypt`, and ``OSError`` for the files.
     """
-    with open(os.fspath(src), "rb") as fin:
+    with open(os.fspath(src), "rb", buffering=0) as fin:
 
-        def run(out: Writer) -> EnvelopeHeader:
+        def run(out: BinaryIO) -> EnvelopeHeader:
             return encrypt_to(
                 fin,
                 out,
@@ -158,9 +151,10 @@ def encrypt_file(
                 segment_size=segment_size,
                 cache=cache,
                 progress=progress,
+                segments=seal_pipelined,
             )
 
-        return write_atomically(dst, overwrite, lambda out: _through_thread(out, run))
+        return write_atomically(dst, overwrite, run)
 
 
 def decrypt_file(
@@ -191,12 +185,20 @@ def decrypt_file(
         FileExistsError: ``dst`` exists and ``overwrite`` is False.
         as :func:`decrypt`, and ``OSError`` for the files.
     """
-    with open(os.fspath(src), "rb") as fin:
+    with open(os.fspath(src), "rb", buffering=0) as fin:
 
-        def run(out: Writer) -> EnvelopeHeader:
-            return decrypt_to(fin, out, keys=keys, aad=aad, cache=cache, progress=progress)
+        def run(out: BinaryIO) -> EnvelopeHeader:
+            return decrypt_to(
+                fin,
+                out,
+                keys=keys,
+                aad=aad,
+                cache=cache,
+                progress=progress,
+                segments=open_pipelined,
+            )
 
-        return write_atomically(dst, overwrite, lambda out: _through_thread(out, run))
+        return write_atomically(dst, overwrite, run)
 
 
 def _rewrite(path: str, parsed: fmt.ParsedHeader, new: fmt.KeySlot) -> None:

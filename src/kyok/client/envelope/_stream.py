@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from kyok.client._models import WrapResult
 from kyok.client.envelope import _format as fmt
@@ -22,7 +22,7 @@ from kyok.client.envelope._header import (
     read_parsed,
 )
 from kyok.client.envelope._keyservice import KeyService, unwrap_dek, wrap_new_dek
-from kyok.client.envelope._segments import SegmentCipher
+from kyok.client.envelope._segments import Buffer, SegmentCipher
 from kyok.client.envelope._writer import Writer, write_all
 from kyok.client.envelope.errors import InvalidEnvelope
 from kyok.crypto.encoding import ct_equal
@@ -35,10 +35,15 @@ __all__ = [
     "encrypt_bytes",
     "encrypt_to",
     "open_header",
+    "open_segments",
+    "raise_truncated",
     "seal",
+    "seal_segments",
 ]
 
 Progress = Callable[[int], None]
+Segments = Callable[[Reader, Writer, SegmentCipher, int, "Progress | None"], None]
+"""Writes the segments after the header: ``(src, dst, cipher, segment_size, progress)``."""
 
 
 def _check_key(key: object) -> str:
@@ -86,11 +91,13 @@ def seal(
     segment_size: int,
     salt: bytes,
     progress: Progress | None = None,
+    segments: Segments | None = None,
 ) -> EnvelopeHeader:
     """Write the header and the segments of ``src`` to ``dst`` (a fixed DEK and salt).
 
     :func:`encrypt` calls this with a DEK from kyok and a random salt; the vector generator
-    calls it with fixed ones.
+    calls it with fixed ones. ``segments`` writes the segments (default
+    :func:`seal_segments`; the file helpers pass their pipeline).
     """
     bound = fmt.encode_bound(segment_size, salt, fmt.aad_commitment(aad))
     cipher, commitment = SegmentCipher.for_new_file(dek, bound)
@@ -100,18 +107,7 @@ def seal(
     slot_bytes = fmt.encode_slot(fixed, slot)
     assert slot_bytes is not None
     write_all(dst, fixed + slot_bytes + fmt.empty_slot(capacity))
-    next_chunk = _chunks(src, segment_size)
-    index = 0
-    while True:
-        chunk = next_chunk()
-        size = len(chunk)
-        last = size < segment_size
-        write_all(dst, cipher.seal(index, last, chunk))
-        if progress is not None and size:
-            progress(size)
-        if last:
-            break
-        index += 1
+    (segments or seal_segments)(src, dst, cipher, segment_size, progress)
     return EnvelopeHeader(
         key_id=key_id,
         key_version_id=key_version_id,
@@ -120,6 +116,38 @@ def seal(
         aad_commitment=bound[44:76],
         header_size=fmt.FIXED_SIZE + 2 * capacity,
     )
+
+
+def seal_segments(
+    src: Reader,
+    dst: Writer,
+    cipher: SegmentCipher,
+    segment_size: int,
+    progress: Progress | None = None,
+) -> None:
+    """Seal and write every segment of ``src``, in the calling thread.
+
+    Each segment is read into one reused buffer and sealed into another, which ``dst.write``
+    receives a view of (``dst`` must copy what it keeps, as every ``io`` stream does); for
+    :func:`encrypt_bytes`, whose output keeps every segment, each is a fresh object instead.
+    """
+    next_chunk = _chunks(src, segment_size)
+    keeps = isinstance(dst, _Parts)
+    out = memoryview(bytearray(0 if keeps else segment_size + fmt.TAG_SIZE))
+    index = 0
+    while True:
+        chunk = next_chunk()
+        size = len(chunk)
+        last = size < segment_size
+        if keeps:
+            write_all(dst, cipher.seal(index, last, chunk))
+        else:
+            write_all(dst, out[: cipher.seal_into(index, last, chunk, out)])
+        if progress is not None and size:
+            progress(size)
+        if last:
+            return
+        index += 1
 
 
 def _chunks(src: Reader, size: int) -> Callable[[], memoryview]:
@@ -185,21 +213,23 @@ def open_segments(
     segment_size: int,
     progress: Progress | None = None,
 ) -> None:
-    """Verify and write every segment from the stream's position to its end."""
+    """Verify and write every segment from the stream's position to its end, in the calling
+    thread (reused buffers, as :func:`seal_segments`)."""
     full = segment_size + fmt.TAG_SIZE
     next_chunk = _chunks(src, full)
+    keeps = isinstance(dst, _Parts)
+    out = memoryview(bytearray(0 if keeps else segment_size))
     index = 0
     while True:
         chunk = next_chunk()
         size = len(chunk)
         last = size < full
         if last and size < fmt.TAG_SIZE:
-            raise InvalidEnvelope(
-                f"the data ends before its final segment (after {index} segments): the file "
-                "was truncated",
-                code="TRUNCATED",
-            )
-        plaintext = cipher.open(index, last, chunk)
+            raise_truncated(index)
+        if keeps:
+            plaintext: Buffer = cipher.open(index, last, chunk)
+        else:
+            plaintext = out[: cipher.open_into(index, last, chunk, out)]
         if plaintext:
             write_all(dst, plaintext)
             if progress is not None:
@@ -207,6 +237,14 @@ def open_segments(
         if last:
             return
         index += 1
+
+
+def raise_truncated(index: int) -> NoReturn:
+    """The error for data that ends before its final segment (``index`` segments in)."""
+    raise InvalidEnvelope(
+        f"the data ends before its final segment (after {index} segments): the file was truncated",
+        code="TRUNCATED",
+    )
 
 
 def encrypt_to(
@@ -219,8 +257,9 @@ def encrypt_to(
     segment_size: int,
     cache: DekCache | None,
     progress: Progress | None,
+    segments: Segments | None = None,
 ) -> EnvelopeHeader:
-    """:func:`encrypt` for any reader and writer (the file helpers pass a threaded writer)."""
+    """:func:`encrypt` for any reader and writer; ``segments`` as for :func:`seal`."""
     key = _check_key(key)
     aad_t = fmt.normalize_aad(aad)
     fmt.check_segment_size(segment_size)
@@ -237,6 +276,7 @@ def encrypt_to(
         segment_size=segment_size,
         salt=os.urandom(fmt.SALT_SIZE),
         progress=progress,
+        segments=segments,
     )
 
 
@@ -248,12 +288,14 @@ def decrypt_to(
     aad: Sequence[str] | None,
     cache: DekCache | None,
     progress: Progress | None,
+    segments: Segments | None = None,
 ) -> EnvelopeHeader:
-    """:func:`decrypt` for any reader and writer."""
+    """:func:`decrypt` for any reader and writer; ``segments`` verifies and writes the
+    segments (default :func:`open_segments`; the file helpers pass their pipeline)."""
     aad_t = fmt.normalize_aad(aad)
     parsed = read_parsed(src)
     cipher, header = open_header(parsed, keys, aad_t, cache)
-    open_segments(src, dst, cipher, parsed.segment_size, progress)
+    (segments or open_segments)(src, dst, cipher, parsed.segment_size, progress)
     return header
 
 
@@ -370,13 +412,15 @@ class _BytesReader:
 
 
 class _Parts:
+    """Keeps every chunk written to it (the segment loops give it fresh objects to keep)."""
+
     __slots__ = ("parts",)
 
     def __init__(self) -> None:
         self.parts: list[bytes] = []
 
-    def write(self, data: bytes, /) -> int:
-        self.parts.append(data)
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        self.parts.append(data if isinstance(data, bytes) else bytes(data))
         return len(data)
 
 
