@@ -4,10 +4,14 @@ Routes read their bodies themselves (any ``Content-Type``, case-insensitive fiel
 with vendor content types, so FastAPI cannot infer either. :func:`request_body` and
 :func:`response` describe them with the wire models, and :func:`install` adds those models to
 ``components.schemas``.
+
+A model's schema is generated when the document is first asked for, not when a route names it:
+generating them all is a good part of a server's start and most nodes never serve the document.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,9 +22,11 @@ from pydantic import BaseModel
 __all__ = ["install", "ref", "request_body", "response"]
 
 _SCHEMAS: dict[str, dict[str, Any]] = {}
-#: Models whose schemas are in ``_SCHEMAS`` already: a model is generated once per process, not
-#: once per route that names it (~360 times: half a second of every server start).
-_REGISTERED: set[type[BaseModel]] = set()
+#: Every model a route named, in the order they were first named: a model is generated once per
+#: process, not once per route that names it (~360 times).
+_REGISTERED: dict[type[BaseModel], None] = {}
+_GENERATED = [0]  # how many of _REGISTERED have their schemas in _SCHEMAS
+_LOCK = threading.Lock()
 
 
 def ref(model: type[BaseModel]) -> dict[str, str]:
@@ -32,13 +38,21 @@ def ref(model: type[BaseModel]) -> dict[str, str]:
     Returns:
         ``{"$ref": "#/components/schemas/<Model>"}``.
     """
-    if model not in _REGISTERED:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub in schema.pop("$defs", {}).items():
-            _SCHEMAS.setdefault(name, sub)
-        _SCHEMAS.setdefault(model.__name__, schema)
-        _REGISTERED.add(model)
+    _REGISTERED.setdefault(model)
     return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _schemas() -> dict[str, dict[str, Any]]:
+    """The schemas of every model named so far (and of the models they use), first named first."""
+    with _LOCK:
+        models = list(_REGISTERED)
+        for model in models[_GENERATED[0] :]:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in schema.pop("$defs", {}).items():
+                _SCHEMAS.setdefault(name, sub)
+            _SCHEMAS.setdefault(model.__name__, schema)
+        _GENERATED[0] = len(models)
+        return dict(_SCHEMAS)
 
 
 def request_body(
@@ -104,7 +118,7 @@ def install(app: FastAPI) -> None:
                 routes=app.routes,
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            for name, sub in _SCHEMAS.items():
+            for name, sub in _schemas().items():
                 schemas.setdefault(name, sub)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -12,15 +12,17 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kyok.client.errors import ClientError, ConnectionFailed, NotFound, ServiceUnavailable
 from kyok.errors import KyokError, Unavailable
+
+if TYPE_CHECKING:  # the SDK (httpx and all) loads with the commands that use it, not `kyok server`
+    from kyok.client.errors import ClientError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -66,6 +68,8 @@ def note(message: str) -> None:
 
 def exit_code_for(exc: ClientError) -> int:
     """The exit code for an SDK error: 5 not found, 4 unreachable or sealed, else 1."""
+    from kyok.client.errors import ConnectionFailed, NotFound, ServiceUnavailable
+
     if isinstance(exc, NotFound):
         return EXIT_NOT_FOUND
     if isinstance(exc, ConnectionFailed | ServiceUnavailable):
@@ -96,10 +100,6 @@ def errors_to_exit(debug: bool = False) -> Iterator[None]:
         if debug:
             raise
         fail(exc.message, EXIT_UNAVAILABLE if isinstance(exc, Unavailable) else EXIT_FAILED)
-    except ClientError as exc:
-        if debug:
-            raise
-        fail(describe_client_error(exc), exit_code_for(exc))
     except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if debug:
             raise
@@ -110,6 +110,16 @@ def errors_to_exit(debug: bool = False) -> Iterator[None]:
         if debug:
             raise
         fail(str(exc))
+    except Exception as exc:  # SDK errors: a ClientError is none of the above
+        if debug or not _is_client_error(exc):
+            raise
+        fail(describe_client_error(exc), exit_code_for(exc))
+
+
+def _is_client_error(exc: BaseException) -> TypeGuard[ClientError]:
+    """Whether ``exc`` is an SDK error (there is none unless the SDK was imported)."""
+    errors = sys.modules.get("kyok.client.errors")
+    return errors is not None and isinstance(exc, errors.ClientError)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
