@@ -16,12 +16,14 @@ key of another instance is "not found".
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import cast
 
 from kyok.auth.principals import SYSTEM, Principal, PrincipalKind
 from kyok.clock import Clock
@@ -94,6 +96,7 @@ from kyok.kms.registrations import (
     validate_registration_text,
 )
 from kyok.kms.results import RewrapResult, UnwrapResult, WrapResult
+from kyok.kms.shared_commit import BatchUnitOfWork, GroupCommit, Slot, add_all
 from kyok.kms.timers import Timers
 from kyok.store.ports import UnitOfWork
 from kyok.store.records import (
@@ -154,6 +157,64 @@ def _version_named_by(ciphertext: bytes) -> str | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _NewKey:
+    """A key creation whose input is checked, waiting for its transaction."""
+
+    actor: Principal
+    instance_id: str
+    key_id: str
+    version_id: str
+    name: str
+    description: str | None
+    tags: tuple[str, ...]
+    aliases: tuple[str, ...]
+    expires_at: datetime | None
+    material: bytes | None
+    key_ring_id: str
+    extractable: bool
+    imported: bool
+    wrapped: WrappedImport | None
+    policies: pol.KeyPolicySpec | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _MadeKey:
+    """A new key's rows, its audit event and what its caller gets back."""
+
+    record: KeyRecord
+    version: KeyVersionRecord
+    blob: BlobRecord
+    aliases: tuple[AliasRecord, ...]
+    policies: tuple[KeyPolicyRecord, ...]
+    event: KmsEvent
+    view: KeyView
+
+
+class _Claims:
+    """What the checks of a batch's keys learnt so far: the instances and key rings found and
+    the instances' rules (read once per batch: the transaction sees them unchanged), and the
+    aliases the batch's keys took, per instance (the store does not hold them yet when the next
+    key of the batch is checked)."""
+
+    def __init__(self) -> None:
+        self._by_instance: dict[str, set[str]] = {}
+        self.instances: set[str] = set()
+        self.rings: set[tuple[str, str]] = set()
+        self.rules: dict[str, pol.InstanceRules] = {}
+
+    def claim(self, plan: _NewKey) -> None:
+        if plan.aliases:
+            self._by_instance.setdefault(plan.instance_id, set()).update(plan.aliases)
+
+    def taken(self, instance_id: str, alias: str) -> bool:
+        return alias in self._by_instance.get(instance_id, ())
+
+    def count(self, instance_id: str) -> int:
+        return len(self._by_instance.get(instance_id, ()))
+
+
 class KeyService:
     """Instances, keys, versions, aliases and key rings, with the Key Protect rules.
 
@@ -200,6 +261,8 @@ class KeyService:
         self._max_attempts = max_attempts
         self._search_scope_limit = search_scope_limit
         self._cache = cache if cache is not None else KeyCache()
+        # Concurrent key creations share a transaction (and its fsync): see _create_batch.
+        self._creations: GroupCommit[_NewKey, KeyView] = GroupCommit(self._create_batch)
 
     def invalidate_cached(self, instance_id: str, key_id: str | None = None) -> None:
         """Drop what the data-plane cache holds for a key (or a whole instance).
@@ -311,7 +374,9 @@ class KeyService:
         Without ``material`` the unit generates 32 bytes; with it the key is *imported*; with
         ``wrapped`` it is imported through the instance's import token (root keys only: the
         crypto unit opens the material, so it never exists outside it). The key, its version 1,
-        the sealed blob, the aliases and its policies are written in one unit of work.
+        the sealed blob, the aliases, its policies and its audit event are written in one unit
+        of work; keys created concurrently share it and its commit (group commit, see
+        :meth:`_create_batch`), and the call returns once that commit is durable.
 
         Policies: the instance's ``dualAuthDelete`` and ``rotation`` policies apply to new keys
         (rotation only to generated root keys); ``policies`` overrides them (the
@@ -347,6 +412,79 @@ class KeyService:
             IncorrectNonce, IncorrectNonceIv: the token import's nonce check failed.
             CreateImportForbidden: the instance's policy forbids this kind of key.
         """
+        plan = self._plan_new_key(
+            actor,
+            instance_id,
+            name,
+            extractable=extractable,
+            description=description,
+            tags=tags,
+            aliases=aliases,
+            expires_at=expires_at,
+            material=material,
+            key_ring_id=key_ring_id,
+            wrapped=wrapped,
+            policies=policies,
+        )
+        if plan.wrapped is not None:
+            # The import token is read and used up in the key's transaction: on its own.
+            return self._create_alone(plan)
+        return self._creations.submit(plan)
+
+    async def create_key_async(
+        self,
+        actor: Principal,
+        instance_id: str,
+        name: str,
+        *,
+        extractable: bool = False,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        aliases: Sequence[str] = (),
+        expires_at: datetime | None = None,
+        material: bytes | None = None,
+        key_ring_id: str | None = None,
+        wrapped: WrappedImport | None = None,
+        policies: pol.KeyPolicySpec | None = None,
+    ) -> KeyView:
+        """:meth:`create_key` for a coroutine: the same rules, errors and transaction, and the
+        event loop is not blocked meanwhile (the store work runs in a worker thread, together
+        with the keys other callers create at the same time)."""
+        plan = self._plan_new_key(
+            actor,
+            instance_id,
+            name,
+            extractable=extractable,
+            description=description,
+            tags=tags,
+            aliases=aliases,
+            expires_at=expires_at,
+            material=material,
+            key_ring_id=key_ring_id,
+            wrapped=wrapped,
+            policies=policies,
+        )
+        if plan.wrapped is not None:
+            return await asyncio.to_thread(self._create_alone, plan)
+        return await self._creations.submit_async(plan)
+
+    def _plan_new_key(
+        self,
+        actor: Principal,
+        instance_id: str,
+        name: str,
+        *,
+        extractable: bool,
+        description: str | None,
+        tags: Sequence[str],
+        aliases: Sequence[str],
+        expires_at: datetime | None,
+        material: bytes | None,
+        key_ring_id: str | None,
+        wrapped: WrappedImport | None,
+        policies: pol.KeyPolicySpec | None,
+    ) -> _NewKey:
+        """Check the input of a new key (everything that needs no store) and give it ids."""
         now = self._clock.now()
         if not isinstance(extractable, bool):
             raise InvalidField("extractable", "must be true or false")
@@ -361,91 +499,197 @@ class KeyService:
                 raise InvalidField("rotation", "standard keys cannot be rotated")
             if imported:
                 raise InvalidField("rotation", "imported keys cannot be rotated automatically")
-        name = v.validate_name(name)
-        description = v.validate_description(description)
-        tag_list = v.validate_tags(tags)
-        alias_list = v.validate_aliases(aliases)
-        expires = v.validate_expiration(expires_at, now)
-        if material is not None:
-            material = v.validate_material(material, extractable=extractable)
-        ring = v.DEFAULT_KEY_RING if key_ring_id is None else v.validate_key_ring_id(key_ring_id)
-        key_id, version_id = str(uuid.uuid4()), str(uuid.uuid4())
-        purpose = PURPOSE_STANDARD_KEY if extractable else PURPOSE_ROOT_KEY
+        return _NewKey(
+            actor=actor,
+            instance_id=instance_id,
+            key_id=str(uuid.uuid4()),
+            version_id=str(uuid.uuid4()),
+            name=v.validate_name(name),
+            description=v.validate_description(description),
+            tags=v.validate_tags(tags),
+            aliases=v.validate_aliases(aliases),
+            expires_at=v.validate_expiration(expires_at, now),
+            material=(
+                None if material is None else v.validate_material(material, extractable=extractable)
+            ),
+            key_ring_id=(
+                v.DEFAULT_KEY_RING if key_ring_id is None else v.validate_key_ring_id(key_ring_id)
+            ),
+            extractable=extractable,
+            imported=imported,
+            wrapped=wrapped,
+            policies=policies,
+            now=now,
+        )
+
+    def _create_alone(self, plan: _NewKey) -> KeyView:
+        """Create one key in a transaction of its own."""
         try:
             with self._uow() as uow:
-                self._instance(uow, instance_id)
-                if uow.key_rings.get(instance_id, ring) is None:
-                    raise KeyRingNotFound()
-                if alias_list:
-                    if any(uow.aliases.get(instance_id, a) is not None for a in alias_list):
-                        raise AliasExists()
-                    in_use = uow.aliases.count_for_instance(instance_id)
-                    if in_use + len(alias_list) > v.ALIASES_PER_INSTANCE:
-                        raise AliasLimitExceeded("instance", v.ALIASES_PER_INSTANCE)
-                rules = self._rules_in(uow, instance_id)
-                rules.check_create(
-                    extractable=extractable, imported=imported, with_token=wrapped is not None
-                )
-                unit = self._units.for_instance(instance_id)
-                ref = BlobRef(instance_id, key_id, version_id, purpose)
-                if wrapped is not None:
-                    sealed, size = import_with_token(uow, unit, ref, wrapped, now)
-                elif material is None:
-                    sealed = unit.generate_blob(ref, v.GENERATED_KEY_SIZE)
-                    size = v.GENERATED_KEY_SIZE
-                else:
-                    sealed = unit.seal_material(ref, material)
-                    size = len(material)
-                record = KeyRecord(
-                    instance_id=instance_id,
-                    id=key_id,
-                    name=name,
-                    description=description,
-                    extractable=extractable,
-                    imported=imported,
-                    state=int(KeyState.ACTIVE),
-                    key_ring_id=ring,
-                    tags=tag_list,
-                    created_at=now,
-                    created_by=actor.id,
-                    updated_at=now,
-                    last_action_at=now,
-                    current_version_id=version_id,
-                    version_count=1,
-                    bit_length=size * 8,
-                    expires_at=expires,
-                )
-                uow.keys.add(record)
-                uow.versions.add(KeyVersionRecord(instance_id, key_id, version_id, 1, now))
-                uow.blobs.add(_blob_record(sealed))
-                for alias in alias_list:
-                    uow.aliases.add(AliasRecord(instance_id, alias, key_id, now, actor.id))
-                key_policies = self._initial_policies(record, rules, policies, actor, now)
-                for policy in key_policies:
-                    uow.key_policies.put(policy)
-                event = KmsEvent(
-                    EventAction.KEY_CREATE,
-                    instance_id,
-                    key_id,
-                    actor.id,
-                    now,
-                    to_state=record.state,
-                    key_version_id=version_id,
-                    detail=(
-                        ("imported", str(record.imported).lower()),
-                        ("import_token", str(wrapped is not None).lower()),
-                        ("key_ring_id", ring),
-                        ("policies", ",".join(p.policy_type for p in key_policies if p.enabled)),
-                    ),
-                )
-                self._audit.record(uow, event)
+                rules = self._check_new_key(uow, plan, _Claims())
+                new = self._make_new_key(uow, plan, rules)
+                self._write_new_keys(uow, [new])
+                self._audit.record(uow, new.event)
                 uow.commit()
         except AlreadyExists:
             # The key and version ids are fresh UUIDs: only an alias can collide.
             raise AliasExists() from None
+        return new.view
+
+    def _create_batch(self, slots: list[Slot[_NewKey, KeyView]]) -> None:
+        """Create the keys of concurrent callers in one transaction (:class:`GroupCommit`).
+
+        Each key is checked in the batch's transaction as it would be in its own, seeing the
+        keys and aliases of the batch before it; a key that is refused (a 4xx error, or a unit
+        that cannot make its material) is left out and its caller gets the error. Its rows and
+        its audit event are then written, and the batch commits once. Anything else that goes
+        wrong (the database, the ledger, a defect) abandons the batch: every key of it is then
+        created in a transaction of its own, so one key's trouble never fails another.
+        """
+        made: list[tuple[Slot[_NewKey, KeyView], _MadeKey]] = []
+        committed = False
+        try:
+            with self._uow() as uow:
+                batch = BatchUnitOfWork(uow)
+                claims = _Claims()
+                for slot in slots:
+                    try:
+                        rules = self._check_new_key(uow, slot.item, claims)
+                    except KyokError as exc:
+                        if exc.status >= 500:
+                            raise  # the database: abandon the batch
+                        slot.fail(exc)
+                        continue
+                    try:
+                        new = self._make_new_key(uow, slot.item, rules)
+                    except KyokError as exc:  # the unit's refusal; the transaction is intact
+                        slot.fail(exc)
+                        continue
+                    claims.claim(slot.item)
+                    made.append((slot, new))
+                self._write_new_keys(uow, [new for _, new in made])
+                sink_uow = cast(UnitOfWork, batch)
+                for slot, new in made:
+                    slot.context.run(self._audit.record, sink_uow, new.event)
+                batch.flush()
+                uow.commit()
+                committed = True
+        except Exception:
+            if committed:  # only closing the unit of work failed: the keys are stored
+                for slot, new in made:
+                    slot.succeed(new.view)
+                return
+            for slot in slots:
+                try:
+                    slot.succeed(slot.context.run(self._create_alone, slot.item))
+                except Exception as exc:
+                    slot.fail(exc)
+            return
+        for slot, new in made:
+            slot.succeed(new.view)
+
+    def _check_new_key(self, uow: UnitOfWork, plan: _NewKey, claims: _Claims) -> pol.InstanceRules:
+        """The checks of a new key that read the store; returns the instance's rules."""
+        iid = plan.instance_id
+        if iid not in claims.instances:
+            self._instance(uow, iid)
+            claims.instances.add(iid)
+        if (iid, plan.key_ring_id) not in claims.rings:
+            if uow.key_rings.get(iid, plan.key_ring_id) is None:
+                raise KeyRingNotFound()
+            claims.rings.add((iid, plan.key_ring_id))
+        if plan.aliases:
+            if any(
+                claims.taken(iid, a) or uow.aliases.get(iid, a) is not None for a in plan.aliases
+            ):
+                raise AliasExists()
+            in_use = uow.aliases.count_for_instance(iid) + claims.count(iid)
+            if in_use + len(plan.aliases) > v.ALIASES_PER_INSTANCE:
+                raise AliasLimitExceeded("instance", v.ALIASES_PER_INSTANCE)
+        rules = claims.rules.get(iid)
+        if rules is None:
+            rules = claims.rules[iid] = self._rules_in(uow, iid)
+        rules.check_create(
+            extractable=plan.extractable,
+            imported=plan.imported,
+            with_token=plan.wrapped is not None,
+        )
+        return rules
+
+    def _make_new_key(self, uow: UnitOfWork, plan: _NewKey, rules: pol.InstanceRules) -> _MadeKey:
+        """The sealed material, rows, event and view of a checked new key (writes only an
+        import token's use)."""
+        iid, key_id, version_id, now = plan.instance_id, plan.key_id, plan.version_id, plan.now
+        unit = self._units.for_instance(iid)
+        purpose = PURPOSE_STANDARD_KEY if plan.extractable else PURPOSE_ROOT_KEY
+        ref = BlobRef(iid, key_id, version_id, purpose)
+        if plan.wrapped is not None:
+            sealed, size = import_with_token(uow, unit, ref, plan.wrapped, now)
+        elif plan.material is None:
+            sealed = unit.generate_blob(ref, v.GENERATED_KEY_SIZE)
+            size = v.GENERATED_KEY_SIZE
+        else:
+            sealed = unit.seal_material(ref, plan.material)
+            size = len(plan.material)
+        record = KeyRecord(
+            instance_id=iid,
+            id=key_id,
+            name=plan.name,
+            description=plan.description,
+            extractable=plan.extractable,
+            imported=plan.imported,
+            state=int(KeyState.ACTIVE),
+            key_ring_id=plan.key_ring_id,
+            tags=plan.tags,
+            created_at=now,
+            created_by=plan.actor.id,
+            updated_at=now,
+            last_action_at=now,
+            current_version_id=version_id,
+            version_count=1,
+            bit_length=size * 8,
+            expires_at=plan.expires_at,
+        )
+        key_policies = self._initial_policies(record, rules, plan.policies, plan.actor, now)
+        event = KmsEvent(
+            EventAction.KEY_CREATE,
+            iid,
+            key_id,
+            plan.actor.id,
+            now,
+            to_state=record.state,
+            key_version_id=version_id,
+            detail=(
+                ("imported", str(record.imported).lower()),
+                ("import_token", str(plan.wrapped is not None).lower()),
+                ("key_ring_id", plan.key_ring_id),
+                ("policies", ",".join(p.policy_type for p in key_policies if p.enabled)),
+            ),
+        )
         # A new key has no deletion approval yet.
-        state = _policy_state_of(key_policies, None)
-        return view_of(record, alias_list, now, self._timers, state)
+        view = view_of(
+            record, plan.aliases, now, self._timers, _policy_state_of(key_policies, None)
+        )
+        return _MadeKey(
+            record=record,
+            version=KeyVersionRecord(iid, key_id, version_id, 1, now),
+            blob=_blob_record(sealed),
+            aliases=tuple(AliasRecord(iid, a, key_id, now, plan.actor.id) for a in plan.aliases),
+            policies=tuple(key_policies),
+            event=event,
+            view=view,
+        )
+
+    @staticmethod
+    def _write_new_keys(uow: UnitOfWork, new: Sequence[_MadeKey]) -> None:
+        """Insert the rows of new keys (one statement per table where the store can)."""
+        add_all(uow.keys, [n.record for n in new])
+        add_all(uow.versions, [n.version for n in new])
+        add_all(uow.blobs, [n.blob for n in new])
+        add_all(uow.aliases, [a for n in new for a in n.aliases])
+        for n in new:
+            for policy in n.policies:
+                uow.key_policies.put(policy)
 
     @staticmethod
     def _initial_policies(

@@ -3,19 +3,28 @@ with policy overrides), list, count, get, metadata, move, delete, purge, restore
 
 Each route parses, checks the caller's permission (reading the key first only when the caller's
 grants are scoped to rings or keys), makes one ``KeyService`` call and renders the result.
+
+The two create routes are documented from their endpoints like every route, but served by
+:class:`CreateKeyRoute`: an async handler that does what their dependencies do, in the same
+order, and awaits the key service's group commit (:meth:`KeyService.create_key_async`), so a
+creation costs no worker thread of its own and no dependency resolution (bench/keys_create.sh).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from kyok.api import openapi
-from kyok.api.deps import Caller, Node, RawBody
+from kyok.api.audit import note_caller
+from kyok.api.deps import Caller, Node, RawBody, check_network, read_body
 from kyok.api.kp import models
 from kyok.api.kp._common import (
     JSON,
@@ -49,7 +58,9 @@ from kyok.api.kp.render import (
     version_resource,
 )
 from kyok.api.operations import Target, operation
+from kyok.api.ports import NodePort
 from kyok.auth.context import AuthContext, NotAllowed
+from kyok.auth.errors import MissingInstance
 from kyok.auth.roles import Permission
 from kyok.kms.errors import BadBody, InvalidField, KeyDeleted, KeyNotFound, KeyStateConflict
 from kyok.kms.imports import WrappedImport
@@ -58,7 +69,7 @@ from kyok.kms.policies import KeyPolicySpec
 from kyok.kms.query import parse_key_query
 from kyok.kms.validation import DEFAULT_KEY_RING
 
-__all__ = ["register"]
+__all__ = ["CreateKeyRoute", "create_key", "register", "serve_create"]
 
 _RING_TARGETS: dict[str, Target] = {"key_ring_id": ("header", "X-Kms-Key-Ring")}
 
@@ -140,6 +151,20 @@ def _keys_response(
     return json_response(collection(KEY_TYPE, resources), status, media_type)
 
 
+def _checked_new_key(
+    ctx: AuthContext, raw: bytes, ring_header: str | None, *, with_policies: bool
+) -> _NewKey:
+    """Parse the one key resource of a create body and check the permission on its ring."""
+    resources = collection_resources(parse_json(raw), KEY_TYPE)
+    if len(resources) != 1:
+        raise BadBody("Only creation of one key per request is supported")
+    spec = _new_key(resources[0], ring_header, with_policies=with_policies)
+    ring = spec.key_ring_id or DEFAULT_KEY_RING
+    if not ctx.allows_instance_wide(Permission.KEYS_CREATE):
+        ctx.require(Permission.KEYS_CREATE, key_ring_id=ring)
+    return spec
+
+
 def _create(
     ctx: AuthContext,
     node: Node,
@@ -151,13 +176,7 @@ def _create(
     with_policies: bool,
 ) -> Response:
     """Parse one key resource, check the permission on its ring, create it, render it."""
-    resources = collection_resources(parse_json(raw), KEY_TYPE)
-    if len(resources) != 1:
-        raise BadBody("Only creation of one key per request is supported")
-    spec = _new_key(resources[0], ring_header, with_policies=with_policies)
-    ring = spec.key_ring_id or DEFAULT_KEY_RING
-    if not ctx.allows_instance_wide(Permission.KEYS_CREATE):
-        ctx.require(Permission.KEYS_CREATE, key_ring_id=ring)
+    spec = _checked_new_key(ctx, raw, ring_header, with_policies=with_policies)
     view = node.service.create_key(
         ctx.principal,
         ctx.instance_id,
@@ -174,6 +193,92 @@ def _create(
     )
     payload = None if parse_prefer(prefer) == "minimal" else _payload(node, ctx, view)
     return _keys_response(node, [view], 201, media_type, payload)
+
+
+async def serve_create(
+    node: NodePort,
+    media: Media,
+    header: Callable[[str], str | None],
+    client_host: str | None,
+    read_body: Callable[[int], Awaitable[bytes]],
+    *,
+    with_policies: bool,
+) -> Response:
+    """:func:`_create`, on the event loop, for :class:`CreateKeyRoute` and
+    :class:`~kyok.api.kp.create_fastpath.KeyCreateFastPath`.
+
+    In the order FastAPI resolves the routes' dependencies: ``Bluemix-Instance`` (400 without
+    it), authentication (401), the instance's network policies, the body (413 above the cap);
+    then the headers, parsing and the permission as :func:`_create`. Authentication runs on
+    the loop as the data-plane fast path's does (a warm token needs no I/O); the key service
+    call is awaited; a standard key's payload, read from the store, is read in a worker thread.
+
+    Args:
+        node: the node.
+        media: the response content types.
+        header: a request header by lower-case name (the first of repeated ones), or None.
+        client_host: the client's address (the network policies check it).
+        read_body: reads the whole body, at most the given number of bytes (413 above).
+        with_policies: the ``keys_with_policy_overrides`` route.
+
+    Returns:
+        The 201 response.
+    """
+    instance = (header("bluemix-instance") or "").strip()
+    if not instance:
+        raise MissingInstance()
+    ctx = node.auth.authenticate(header("authorization"), instance)
+    note_caller(ctx)
+    check_network(node, ctx.instance_id, client_host)
+    raw = await read_body(node.settings.server.max_body_bytes)
+    ring_header = header("x-kms-key-ring")
+    prefer = header("prefer")
+    spec = _checked_new_key(ctx, raw, ring_header, with_policies=with_policies)
+    view = await node.service.create_key_async(
+        ctx.principal,
+        ctx.instance_id,
+        spec.name,
+        extractable=spec.extractable,
+        description=spec.description,
+        tags=spec.tags,
+        aliases=spec.aliases,
+        expires_at=spec.expires_at,
+        material=spec.material,
+        key_ring_id=spec.key_ring_id,
+        wrapped=spec.wrapped,
+        policies=spec.policies,
+    )
+    payload = None
+    if view.extractable and parse_prefer(prefer) != "minimal":
+        payload = await run_in_threadpool(_payload, node, ctx, view)
+    return _keys_response(node, [view], 201, media.key, payload)
+
+
+class CreateKeyRoute(APIRoute):
+    """``POST /keys`` and ``POST /keys_with_policy_overrides``: documented from their endpoint
+    functions, served by :func:`serve_create` (see the module docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The async handler of this route (FastAPI's own one is not used)."""
+        with_policies = self.endpoint is create_key_with_policy_overrides
+
+        async def handler(request: Request) -> Response:
+            node: NodePort = request.app.state.node
+            media: Media = request.app.state.kp_media
+
+            async def read(limit: int) -> bytes:
+                return await read_body(request, limit)
+
+            return await serve_create(
+                node,
+                media,
+                request.headers.get,
+                request.client.host if request.client else None,
+                read,
+                with_policies=with_policies,
+            )
+
+        return handler
 
 
 @operation("Key could not be created", "create_key", _RING_TARGETS)
@@ -447,6 +552,7 @@ def register(router: APIRouter, media: Media) -> None:
             description="One key in a collection (any Content-Type; field names in any case)",
         ),
         operation_id="create_key",
+        route_class_override=CreateKeyRoute,
     )
     router.add_api_route(
         "/keys_with_policy_overrides",
@@ -465,6 +571,7 @@ def register(router: APIRouter, media: Media) -> None:
             description="One key in a collection (any Content-Type; field names in any case)",
         ),
         operation_id="create_key_with_policies_overrides",
+        route_class_override=CreateKeyRoute,
     )
     router.add_api_route(
         "/keys",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -15,12 +16,14 @@ _SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMA
 _POSTGRES_UNIQUE = "23505"  # unique_violation
 
 
-def is_unique_violation(exc: IntegrityError) -> bool:
-    """Whether ``exc`` reports a taken primary key or unique value (not, say, a NOT NULL)."""
-    sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg
+def is_unique_violation(exc: Exception) -> bool:
+    """Whether ``exc`` (SQLAlchemy's ``IntegrityError`` or the driver's own) reports a taken
+    primary key or unique value (not, say, a NOT NULL)."""
+    orig = getattr(exc, "orig", exc)
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
     if sqlstate is not None:
         return bool(sqlstate == _POSTGRES_UNIQUE)
-    errorname = getattr(exc.orig, "sqlite_errorname", None)  # sqlite3
+    errorname = getattr(orig, "sqlite_errorname", None)  # sqlite3
     if errorname is not None:
         return errorname in _SQLITE_UNIQUE
     return True  # another driver: the common case
@@ -46,3 +49,18 @@ def translated(
         raise InternalError(f"a database constraint on {what} was violated") from exc
     except OperationalError as exc:
         raise Unavailable("the database is unavailable; try again") from exc
+
+
+@contextmanager
+def translated_dbapi(dbapi: Any, what: str = "row") -> Iterator[None]:
+    """:func:`translated` for statements run on the DB-API cursor directly (``dbapi`` is the
+    driver module: ``IntegrityError`` and ``OperationalError`` are DB-API 2 names). The
+    driver's error is not chained: psycopg's messages can quote the values."""
+    try:
+        yield
+    except dbapi.IntegrityError as exc:
+        if is_unique_violation(exc):
+            raise AlreadyExists(f"{what} already exists") from None
+        raise InternalError(f"a database constraint on {what} was violated") from None
+    except dbapi.OperationalError:
+        raise Unavailable("the database is unavailable; try again") from None

@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, Table, and_, delete, insert
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Dialect,
+    Engine,
+    Executable,
+    Table,
+    and_,
+    delete,
+    insert,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kyok.errors import AlreadyExists, InternalError
-from kyok.store.sql._errors import translated
+from kyok.store.sql._errors import translated, translated_dbapi
 from kyok.store.sql.engine import connect
 
 
@@ -93,6 +103,37 @@ class Transaction:
         if result.first() is None:
             raise AlreadyExists(f"{what} already exists")
 
+    def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]], *, what: str) -> None:
+        """Insert ``rows`` (each naming every column) with one ``executemany``;
+        ``AlreadyExists`` if any primary key or unique value is taken (on PostgreSQL that
+        aborts the transaction, so use it for rows whose keys are fresh).
+
+        The statement goes to the DB-API cursor of this transaction's connection directly:
+        SQLAlchemy's per-row parameter handling cost more than the insert itself (the hot path
+        of key creation, bench/keys_create.sh). Each value is converted by its column type's
+        own bind processor, so the stored values are exactly those SQLAlchemy would store.
+        """
+        if not rows:
+            return
+        if self.read_only:
+            raise InternalError("write attempted in a read-only unit of work")
+        dialect = self._engine.dialect
+        plan = _raw_insert(table, dialect)
+        params: Any = [plan.values(row) for row in rows]  # all tuples, or all dicts
+        conn = self.conn
+        if not conn.in_transaction():
+            # The driver's cursor does not begin SQLAlchemy's transaction (SQLite's BEGIN
+            # IMMEDIATE comes from its begin event): begin it first, or the rows would be
+            # written outside the unit of work (SQLite autocommits) or lost (PostgreSQL).
+            with translated():
+                conn.begin()
+        with translated_dbapi(dialect.loaded_dbapi, what):
+            cursor = conn.connection.cursor()
+            try:
+                cursor.executemany(plan.sql, params)
+            finally:
+                cursor.close()
+
     def upsert(self, table: Table, values: Mapping[str, Any], *, what: str) -> None:
         """Insert one row or, if its primary key is taken, replace that row's other columns.
 
@@ -107,6 +148,40 @@ class Transaction:
         pk = and_(*(column == values[column.name] for column in table.primary_key.columns))
         self.write(delete(table).where(pk), what=what)
         self.write(insert(table).values(dict(values)), what=what)
+
+
+class _RawInsert:
+    """``INSERT INTO table (every column) VALUES (...)`` as SQLAlchemy compiles it for the
+    dialect (its parameter style), and how each column's value is converted (its type's bind
+    processor for the dialect)."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        compiled = insert(table).compile(dialect=dialect)
+        self.sql = str(compiled)
+        processors = {c.name: c.type.bind_processor(dialect) for c in table.columns}
+        self._positional = bool(compiled.positional)
+        names = list(compiled.positiontup or []) if self._positional else list(processors)
+        self._columns = [(name, processors[name]) for name in names]
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        converted = [
+            (name, row[name] if process is None or row[name] is None else process(row[name]))
+            for name, process in self._columns
+        ]
+        if self._positional:
+            return tuple(value for _, value in converted)
+        return dict(converted)
+
+
+_raw_inserts: dict[tuple[str, str, str], _RawInsert] = {}
+
+
+def _raw_insert(table: Table, dialect: Dialect) -> _RawInsert:
+    key = (table.name, dialect.name, dialect.driver)
+    plan = _raw_inserts.get(key)
+    if plan is None:
+        plan = _raw_inserts[key] = _RawInsert(table, dialect)
+    return plan
 
 
 def insert_ignoring_conflicts(dialect_name: str, table: Table) -> Executable:

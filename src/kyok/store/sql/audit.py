@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 
 from kyok.errors import InternalError, VersionConflict
 from kyok.store._audit import MAX_READ, check_audit_query
@@ -38,6 +38,29 @@ from kyok.store.sql.tables import (
 )
 
 __all__ = ["SqlAuditRepository"]
+
+
+# Built once: SQLAlchemy then reuses the statements' cache keys and compiled forms.
+_HEAD = select(audit_heads).where(audit_heads.c.instance_id == bindparam("instance_id"))
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()  # rendered on PostgreSQL; SQLite holds the DB lock
+_MOVE_HEAD = (
+    update(audit_heads)
+    .where(
+        audit_heads.c.instance_id == bindparam("head_instance_id"),
+        audit_heads.c.next_seq == bindparam("expected_next_seq"),
+    )
+    .values(
+        {
+            c: bindparam(f"new_{c.name}", type_=c.type)
+            for c in (
+                audit_heads.c.next_seq,
+                audit_heads.c.hash,
+                audit_heads.c.checkpoint_seq,
+                audit_heads.c.checkpoint_at,
+            )
+        }
+    )
+)
 
 
 def _entry(row: Row[Any]) -> AuditEntryRecord:
@@ -86,12 +109,12 @@ class SqlAuditRepository:
         self._tx = tx
 
     def head(self, instance_id: str, *, lock: bool = False) -> AuditHeadRecord | None:
-        stmt = select(audit_heads).where(audit_heads.c.instance_id == instance_id)
+        stmt = _HEAD
         if lock:
             if self._tx.read_only:
                 raise InternalError("locking rows in a read-only unit of work")
-            stmt = stmt.with_for_update()  # rendered on PostgreSQL; SQLite holds the DB lock
-        row = self._tx.execute(stmt).first()
+            stmt = _HEAD_FOR_UPDATE
+        row = self._tx.execute(stmt, {"instance_id": instance_id}).first()
         return None if row is None else _head(row)
 
     def ensure_head(self, genesis: AuditHeadRecord) -> AuditHeadRecord:
@@ -115,8 +138,8 @@ class SqlAuditRepository:
         expected_next_seq: int,
     ) -> None:
         if entries:
-            self._tx.write(
-                audit_events.insert(),
+            self._tx.insert_many(
+                audit_events,
                 [
                     {
                         "instance_id": e.instance_id,
@@ -132,17 +155,10 @@ class SqlAuditRepository:
                 ],
                 what="audit event",
             )
-        values = _head_values(head)
-        del values["instance_id"]
-        moved = self._tx.write(
-            update(audit_heads)
-            .where(
-                audit_heads.c.instance_id == head.instance_id,
-                audit_heads.c.next_seq == expected_next_seq,
-            )
-            .values(**values),
-            what="audit head",
-        )
+        values = {f"new_{k}": v for k, v in _head_values(head).items() if k != "instance_id"}
+        values["head_instance_id"] = head.instance_id
+        values["expected_next_seq"] = expected_next_seq
+        moved = self._tx.write(_MOVE_HEAD, values, what="audit head")
         if moved.rowcount != 1:
             raise VersionConflict("the audit ledger moved on")
 

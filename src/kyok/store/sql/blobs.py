@@ -27,6 +27,17 @@ def blob_from_row(row: Row[Any]) -> BlobRecord:
     )
 
 
+def _values(record: BlobRecord) -> dict[str, Any]:
+    return {
+        "instance_id": record.instance_id,
+        "id": record.id,
+        "owner_id": record.owner_id,
+        "purpose": record.purpose,
+        "mk_epoch": record.mk_epoch,
+        "data": bytes(record.data),
+    }
+
+
 class SqlBlobRepository:
     """``BlobRepository`` over the ``blobs`` table."""
 
@@ -34,15 +45,11 @@ class SqlBlobRepository:
         self._tx = tx
 
     def add(self, record: BlobRecord) -> None:
-        values = {
-            "instance_id": record.instance_id,
-            "id": record.id,
-            "owner_id": record.owner_id,
-            "purpose": record.purpose,
-            "mk_epoch": record.mk_epoch,
-            "data": bytes(record.data),
-        }
-        self._tx.insert_new(t, values, what="blob")
+        self._tx.insert_new(t, _values(record), what="blob")
+
+    def add_many(self, records: Sequence[BlobRecord]) -> None:
+        """Insert new blobs with one statement (fresh ids: see ``insert_many``)."""
+        self._tx.insert_many(t, [_values(r) for r in records], what="blob")
 
     def get(self, instance_id: str, blob_id: str) -> BlobRecord | None:
         stmt = select(t).where(t.c.instance_id == instance_id, t.c.id == blob_id)

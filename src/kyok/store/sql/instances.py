@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 
 from kyok.store._times import normalize_record
 from kyok.store.records import InstanceRecord
 from kyok.store.sql._transaction import Transaction
 from kyok.store.sql.tables import instances as t
+
+# Built once: SQLAlchemy then reuses the statement's cache key and compiled form.
+_GET = select(t).where(t.c.id == bindparam("id"))
 
 
 def instance_from_row(row: Row[Any]) -> InstanceRecord:
@@ -41,7 +44,7 @@ class SqlInstanceRepository:
         self._tx.insert_new(t, values, what="instance")
 
     def get(self, instance_id: str) -> InstanceRecord | None:
-        row = self._tx.execute(select(t).where(t.c.id == instance_id)).first()
+        row = self._tx.execute(_GET, {"id": instance_id}).first()
         return None if row is None else instance_from_row(row)
 
     def list(self) -> list[InstanceRecord]:

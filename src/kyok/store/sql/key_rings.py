@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, bindparam, delete, func, select
 
 from kyok.store._keyquery import check_page
 from kyok.store._times import normalize_record
 from kyok.store.records import KeyRingRecord
 from kyok.store.sql._transaction import Transaction
 from kyok.store.sql.tables import key_rings as t
+
+# Built once: SQLAlchemy then reuses the statement's cache key and compiled form.
+_GET = select(t).where(t.c.instance_id == bindparam("instance_id"), t.c.id == bindparam("id"))
 
 
 def key_ring_from_row(row: Row[Any]) -> KeyRingRecord:
@@ -40,8 +43,7 @@ class SqlKeyRingRepository:
         self._tx.insert_new(t, values, what="key ring")
 
     def get(self, instance_id: str, key_ring_id: str) -> KeyRingRecord | None:
-        stmt = select(t).where(t.c.instance_id == instance_id, t.c.id == key_ring_id)
-        row = self._tx.execute(stmt).first()
+        row = self._tx.execute(_GET, {"instance_id": instance_id, "id": key_ring_id}).first()
         return None if row is None else key_ring_from_row(row)
 
     def list(self, instance_id: str, limit: int, offset: int) -> list[KeyRingRecord]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -49,9 +50,12 @@ def key_from_row(row: Row[Any]) -> KeyRecord:
     )
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(KeyRecord))
+
+
 def key_values(record: KeyRecord) -> dict[str, Any]:
     """The column values of ``record`` (every field of the record is a column)."""
-    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    values = {name: getattr(record, name) for name in _FIELDS}
     values["tags"] = tuple(record.tags)
     values["extractable"] = bool(record.extractable)
     values["imported"] = bool(record.imported)
@@ -66,6 +70,13 @@ class SqlKeyRepository:
 
     def add(self, record: KeyRecord) -> None:
         self._tx.insert_new(t, key_values(normalize_record(record)), what="key")
+
+    def add_many(self, records: Sequence[KeyRecord]) -> None:
+        """Insert new keys with one statement (their ids are fresh: see ``insert_many``).
+
+        The time columns' type converts to UTC (and refuses naive values) as it binds them.
+        """
+        self._tx.insert_many(t, [key_values(r) for r in records], what="key")
 
     def get(self, instance_id: str, key_id: str) -> KeyRecord | None:
         stmt = select(t).where(t.c.instance_id == instance_id, t.c.id == key_id)

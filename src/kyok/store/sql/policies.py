@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, select, true, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, delete, func, select, true, update
 
 from kyok.errors import VersionConflict
 from kyok.store._crn import check_registration_query, crn_glob, crn_like
@@ -285,6 +285,13 @@ def instance_policy_from_row(row: Row[Any]) -> InstancePolicyRecord:
     )
 
 
+_LIST_INSTANCE_POLICIES = (
+    select(instance_policies)
+    .where(instance_policies.c.instance_id == bindparam("instance_id"))
+    .order_by(instance_policies.c.policy_type)
+)
+
+
 class SqlInstancePolicyRepository:
     """``InstancePolicyRepository`` over ``instance_policies``."""
 
@@ -300,9 +307,8 @@ class SqlInstancePolicyRepository:
 
     def list(self, instance_id: str) -> list[InstancePolicyRecord]:
         """The instance's policies by ``policy_type``."""
-        t = instance_policies
-        stmt = select(t).where(t.c.instance_id == instance_id).order_by(t.c.policy_type)
-        return [instance_policy_from_row(row) for row in self._tx.execute(stmt)]
+        rows = self._tx.execute(_LIST_INSTANCE_POLICIES, {"instance_id": instance_id})
+        return [instance_policy_from_row(row) for row in rows]
 
     def put(self, record: InstancePolicyRecord) -> None:
         """Insert or replace the policy."""

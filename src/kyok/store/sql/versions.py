@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, delete, func, select
@@ -24,6 +25,18 @@ def key_version_from_row(row: Row[Any]) -> KeyVersionRecord:
     )
 
 
+def _values(record: KeyVersionRecord, *, normalize: bool = True) -> dict[str, Any]:
+    if normalize:
+        record = normalize_record(record)
+    return {
+        "instance_id": record.instance_id,
+        "id": record.id,
+        "key_id": record.key_id,
+        "number": record.number,
+        "created_at": record.created_at,
+    }
+
+
 class SqlKeyVersionRepository:
     """``KeyVersionRepository`` over ``key_versions``; a key's version numbers are unique."""
 
@@ -31,15 +44,12 @@ class SqlKeyVersionRepository:
         self._tx = tx
 
     def add(self, record: KeyVersionRecord) -> None:
-        record = normalize_record(record)
-        values = {
-            "instance_id": record.instance_id,
-            "id": record.id,
-            "key_id": record.key_id,
-            "number": record.number,
-            "created_at": record.created_at,
-        }
-        self._tx.insert_new(t, values, what="key version")
+        self._tx.insert_new(t, _values(record), what="key version")
+
+    def add_many(self, records: Sequence[KeyVersionRecord]) -> None:
+        """Insert new versions with one statement (fresh ids: see ``insert_many``; the time
+        column's type converts to UTC as it binds)."""
+        self._tx.insert_many(t, [_values(r, normalize=False) for r in records], what="key version")
 
     def get(self, instance_id: str, version_id: str) -> KeyVersionRecord | None:
         stmt = select(t).where(t.c.instance_id == instance_id, t.c.id == version_id)
