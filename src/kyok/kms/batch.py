@@ -17,7 +17,7 @@ caller and the request, and every item's index, outcome, reason code and key ver
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -185,6 +185,29 @@ class RewrapBatch:
         return _runs(self.results, None, 1)
 
 
+W = TypeVar("W")
+
+
+def _with_handles(
+    service: HandleSource,
+    instance_id: str,
+    id_or_alias: str,
+    action: Action,
+    versions: Sequence[str],
+    work: Callable[[KeyRecord, dict[str, KeyHandle]], W],
+) -> W:
+    """``work(key, handles)`` with the key judged for ``action``; judged again and redone (up to
+    three times) when the key changed state meanwhile and a handle was revoked under it."""
+    for attempt in range(_ATTEMPTS):
+        key, handles = service.data_plane_handles(instance_id, id_or_alias, action, versions)
+        try:
+            return work(key, handles)
+        except HandleRevoked:
+            if attempt + 1 == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _check_count(count: int) -> None:
     if not 1 <= count <= MAX_ITEMS:
         raise InvalidField("items", f"must hold 1 to {MAX_ITEMS} items")
@@ -232,20 +255,16 @@ def wrap_many(
             continue
         indexes.append(i)
         deks.append(dek)
-    for attempt in range(_ATTEMPTS):
-        key, handles = service.data_plane_handles(instance_id, id_or_alias, Action.WRAP)
+
+    def work(key: KeyRecord, handles: dict[str, KeyHandle]) -> WrapBatch:
         version = key.current_version_id
-        try:
-            wrapped = handles[version].wrap_many(deks, aads)
-        except HandleRevoked:
-            if attempt + 1 == _ATTEMPTS:
-                raise
-            continue  # the key changed state meanwhile: judge it again
+        wrapped = handles[version].wrap_many(deks, aads)
         results = list(base)
         for i, (ciphertext, _) in zip(indexes, wrapped, strict=True):
             results[i] = (ciphertext, None)
         return WrapBatch(key.id, version, _complete(results))
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return _with_handles(service, instance_id, id_or_alias, Action.WRAP, (), work)
 
 
 def generate_many(
@@ -265,18 +284,14 @@ def generate_many(
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_ITEMS:
         raise InvalidField("count", f"must be an integer from 1 to {MAX_ITEMS}")
     aad_t = _aad(aad)
-    for attempt in range(_ATTEMPTS):
-        key, handles = service.data_plane_handles(instance_id, id_or_alias, Action.WRAP)
+
+    def work(key: KeyRecord, handles: dict[str, KeyHandle]) -> WrapBatch:
         version = key.current_version_id
-        try:
-            made = handles[version].wrap_many([None] * count, [aad_t] * count)
-        except HandleRevoked:
-            if attempt + 1 == _ATTEMPTS:
-                raise
-            continue
+        made = handles[version].wrap_many([None] * count, [aad_t] * count)
         results: list[tuple[bytes, bytes | None] | ItemFailure] = list(made)
         return WrapBatch(key.id, version, results)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return _with_handles(service, instance_id, id_or_alias, Action.WRAP, (), work)
 
 
 _Ready = tuple[int, bytes, tuple[str, ...], str]
@@ -347,23 +362,19 @@ def unwrap_many(
     _check_count(len(items))
     base: list[object] = [None] * len(items)
     ready, versions = _prepare_unwrap(items, base)
-    for attempt in range(_ATTEMPTS):
-        key, handles = service.data_plane_handles(instance_id, id_or_alias, Action.UNWRAP, versions)
+
+    def work(key: KeyRecord, handles: dict[str, KeyHandle]) -> UnwrapBatch:
         newest = key.current_version_id
         results = list(base)
-        try:
-            opened = _open_all(ready, handles, results)
-            stale = [o for o in opened if o[3] != newest]
-            moved = handles[newest].wrap_many([o[1] for o in stale], [o[2] for o in stale])
-        except HandleRevoked:
-            if attempt + 1 == _ATTEMPTS:
-                raise
-            continue
+        opened = _open_all(ready, handles, results)
+        stale = [o for o in opened if o[3] != newest]
+        moved = handles[newest].wrap_many([o[1] for o in stale], [o[2] for o in stale])
         rewrapped = {o[0]: ct for o, (ct, _) in zip(stale, moved, strict=True)}
         for i, dek, _, version in opened:
             results[i] = (dek, version, rewrapped.get(i))
         return UnwrapBatch(key.id, newest, _complete(results))  # type: ignore[arg-type]
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return _with_handles(service, instance_id, id_or_alias, Action.UNWRAP, versions, work)
 
 
 def rewrap_many(
@@ -382,21 +393,17 @@ def rewrap_many(
     _check_count(len(items))
     base: list[object] = [None] * len(items)
     ready, versions = _prepare_unwrap(items, base)
-    for attempt in range(_ATTEMPTS):
-        key, handles = service.data_plane_handles(instance_id, id_or_alias, Action.REWRAP, versions)
+
+    def work(key: KeyRecord, handles: dict[str, KeyHandle]) -> RewrapBatch:
         newest = key.current_version_id
         results = list(base)
-        try:
-            opened = _open_all(ready, handles, results)
-            moved = handles[newest].wrap_many([o[1] for o in opened], [o[2] for o in opened])
-        except HandleRevoked:
-            if attempt + 1 == _ATTEMPTS:
-                raise
-            continue
+        opened = _open_all(ready, handles, results)
+        moved = handles[newest].wrap_many([o[1] for o in opened], [o[2] for o in opened])
         for (i, _, _, version), (ciphertext, _) in zip(opened, moved, strict=True):
             results[i] = (ciphertext, version)
         return RewrapBatch(key.id, newest, _complete(results))  # type: ignore[arg-type]
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return _with_handles(service, instance_id, id_or_alias, Action.REWRAP, versions, work)
 
 
 def _complete(results: list[R | None]) -> list[R]:

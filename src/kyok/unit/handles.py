@@ -90,11 +90,12 @@ class KeyHandle:
         """
         self._check()
         fresh = deks.count(None)
-        filled: list[bytes] = [dek for dek in deks if dek is not None]
-        if fresh:
+        filled: list[bytes] = []
+        if not fresh:
+            filled.extend(deks)  # type: ignore[arg-type]  # no None among them
+        else:
             pool = os.urandom(DEK_SIZE * fresh)
             taken = 0
-            filled = []
             for dek in deks:
                 if dek is None:
                     dek = pool[taken : taken + DEK_SIZE]
