@@ -20,6 +20,7 @@ the file, which wins over the defaults. :data:`ENV_VARS` is the one table of var
     vendor_content_types = true            # KYOK_VENDOR_CONTENT_TYPES
     max_body_bytes = 1048576               # KYOK_MAX_BODY_BYTES
     max_batch_body_bytes = 16777216        # KYOK_MAX_BATCH_BODY_BYTES (the batch endpoints)
+    workers = 1                            # KYOK_WORKERS: processes on one socket, unsealed once
     import_token_rsa_bits = 4096           # KYOK_IMPORT_TOKEN_RSA_BITS (2048, 3072 or 4096)
     private_networks = ["10.0.0.0/8"]      # KYOK_PRIVATE_NETWORKS (comma list): callers that are
                                            # "private" to allowedNetwork private-only; default:
@@ -174,6 +175,14 @@ class ServerSettings(_Section):
         ge=1024,
         description="largest request body accepted by the batch endpoints "
         "(/api/v2/kyok/keys/{id}/actions/batch-*: up to 10,000 items)",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="worker processes serving the API on one listening socket; the node is "
+        "unsealed once and its workers share the unit's keys over the node link "
+        "(docs/architecture.md §7)",
     )
     import_token_rsa_bits: int = Field(
         default=4096,
@@ -393,6 +402,7 @@ ENV_VARS: Mapping[str, str] = {
     "KYOK_VENDOR_CONTENT_TYPES": "server.vendor_content_types",
     "KYOK_MAX_BODY_BYTES": "server.max_body_bytes",
     "KYOK_MAX_BATCH_BODY_BYTES": "server.max_batch_body_bytes",
+    "KYOK_WORKERS": "server.workers",
     "KYOK_IMPORT_TOKEN_RSA_BITS": "server.import_token_rsa_bits",
     "KYOK_PRIVATE_NETWORKS": "server.private_networks",
     **{f"KYOK_TIMER_{name.upper()}": f"timers.{name}" for name in TimerSettings.model_fields},

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kyok import __version__
 from kyok.api import openapi
@@ -40,6 +40,11 @@ class Health(BaseModel):
     status: str
     version: str
     units: UnitCounts | None = None
+    worker: int | None = Field(
+        default=None,
+        description="which worker process answered (only when the node runs several; "
+        "the unit counts are that process's)",
+    )
 
 
 @operation("Health could not be determined")
@@ -51,11 +56,13 @@ def health(node: Node) -> Response:
         log.warning("health: the store does not answer", exc_info=True)
         return json_response({"status": "unavailable", "version": __version__}, 503)
     status = "sealed" if any(u.sealed for u in units) else "ok"
-    body = {
+    body: dict[str, object] = {
         "status": status,
         "version": __version__,
         "units": {"total": len(units), "sealed": sum(1 for u in units if u.sealed)},
     }
+    if node.worker is not None:
+        body["worker"] = node.worker
     return json_response(body)
 
 

@@ -122,4 +122,9 @@ class NodePort(Protocol):
     @property
     def audit_settings(self) -> AuditSettings: ...
 
+    @property
+    def worker(self) -> int | None:
+        """This process's worker number when the node runs several, else None."""
+        ...
+
     def audit_key(self, instance_id: str) -> AuditPublicKey | None: ...

@@ -20,11 +20,13 @@ from kyok.audit.forward import Forwarder
 from kyok.audit.jsonl_sink import JsonlFileDestination
 from kyok.audit.syslog import SyslogTlsDestination
 from kyok.bootstrap.auth import AuthProvider, make_auth
+from kyok.bootstrap.link import RemoteUnitConsole
 from kyok.bootstrap.units import UnitConsole
 from kyok.clock import Clock, SystemClock
 from kyok.crypto.sign import VerifyingKey
 from kyok.errors import KyokError
 from kyok.kms.audit_settings import AuditSettings
+from kyok.kms.cache import KeyCache
 from kyok.kms.imports import ImportTokenService
 from kyok.kms.ledger import GroupCommitter, Ledger, LedgerReader, LedgerSink, unit_signers
 from kyok.kms.service import KeyService
@@ -66,6 +68,9 @@ class Node:
         forwarders: copy the ledger to the configured JSONL file and syslog receiver (started
             by the server, not by opening the node).
         ledger_appender: the dedicated connection the group committer writes through.
+        key_cache: the key service's data-plane cache (a multi-worker node's link tells the
+            sibling workers of what this one drops).
+        worker: this process's worker number when the node runs several, else None.
     """
 
     settings: Settings
@@ -74,7 +79,7 @@ class Node:
     service: KeyService
     clock: Clock
     auth: AuthProvider
-    unit_console: UnitConsole
+    unit_console: UnitConsole | RemoteUnitConsole
     import_tokens: ImportTokenService
     ledger: Ledger
     audit_writer: GroupCommitter
@@ -82,6 +87,8 @@ class Node:
     audit_settings: AuditSettings
     forwarders: list[Forwarder] = field(default_factory=list)
     ledger_appender: SqlLedgerWriter | None = None
+    key_cache: KeyCache = field(default_factory=KeyCache)
+    worker: int | None = None
 
     def audit_key(self, instance_id: str) -> VerifyingKey | None:
         """The public key of the instance's audit signing key (None while its unit is sealed)."""
@@ -195,7 +202,10 @@ def open_node(
         ),
     )
     sink = LedgerSink(ledger)
-    service = KeyService(store.uow, units, clock, timers or timers_from(settings), audit=sink)
+    key_cache = KeyCache()
+    service = KeyService(
+        store.uow, units, clock, timers or timers_from(settings), audit=sink, cache=key_cache
+    )
     import_tokens = ImportTokenService(
         store.uow, units, clock, rsa_bits=settings.server.import_token_rsa_bits, audit=sink
     )
@@ -227,6 +237,7 @@ def open_node(
         AuditSettings(store.uow, sink, clock),
         forwarders,
         appender,
+        key_cache,
     )
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the HTTP stack, settings and the node load when a server st
 
     from kyok.bootstrap import Node
     from kyok.bootstrap.dev import DevProvision
+    from kyok.bootstrap.link import NodeLink
     from kyok.settings import Settings
 
 __all__ = ["bind_socket", "build_server", "server"]
@@ -119,19 +120,28 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
     """Stands in for the default handlers while serving (see :func:`_serve`)."""
 
 
-def _serve(node: Node, sock: socket.socket) -> None:
+def _serve(
+    node: Node, sock: socket.socket, *, unit_worker: bool = True, link: NodeLink | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT, then stop the scheduler and seal every unit.
 
     uvicorn handles the signals while it serves and, once it has shut down, raises them again
     against the handlers it found. Those are :func:`_ignore` here, so control comes back and
     the node is closed properly instead of the process dying on the re-raised signal.
+
+    Args:
+        node: the node (this process's).
+        sock: the bound listening socket.
+        unit_worker: run the scheduler and the audit forwarders here (one process per node).
+        link: a worker's node link, closed before the units are sealed at exit (the sealing
+            is this process's own, not news for its siblings).
     """
     from kyok.bootstrap.scheduler import Scheduler
 
     interval = node.settings.scheduler.interval
     scheduler = (
         Scheduler(node.service, node.clock, interval, import_tokens=node.import_tokens)
-        if interval.total_seconds()
+        if interval.total_seconds() and unit_worker
         else None
     )
     server = build_server(node)
@@ -152,11 +162,14 @@ def _serve(node: Node, sock: socket.socket) -> None:
     try:
         if scheduler is not None:
             scheduler.start()
-        node.start_forwarders()
+        if unit_worker:
+            node.start_forwarders()
         server.run(sockets=[sock])
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if link is not None:
+            link.close()
         sealed = len(node.units.loaded())
         node.close()
         sock.close()
@@ -249,6 +262,17 @@ def server(
         Path | None,
         typer.Option("--tls-key", help="PEM private key (KYOK_TLS_KEY).", show_default=False),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes on one listening socket, unsealed once (KYOK_WORKERS; "
+            "default 1).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API: Key Protect v2, kyok's unit endpoints, /health and /metrics."""
     # Start-up makes ~170k objects that live as long as the process (modules, the app) and
@@ -257,7 +281,7 @@ def server(
     # _serve collects what came after them (~13 ms), then freezes that too.
     gc.disable()
     try:
-        _start(dev, config, data_dir, host, port, tls_cert, tls_key)
+        _start(dev, config, data_dir, host, port, tls_cert, tls_key, workers)
     finally:
         gc.enable()
 
@@ -270,8 +294,10 @@ def _start(
     port: int | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    workers: int | None = None,
 ) -> None:
-    """What :func:`server` does: settings, the node, the dev instance, then :func:`_serve`."""
+    """What :func:`server` does: settings, the node, the dev instance, then :func:`_serve`
+    (or, with several workers, :func:`kyok.cli._workers.supervise`)."""
     if dev and config is not None:
         fail("--dev and --config exclude each other", EXIT_USAGE)
     from pydantic import ValidationError
@@ -284,6 +310,7 @@ def _start(
         "server.port": port,
         "server.tls_cert": tls_cert,
         "server.tls_key": tls_key,
+        "server.workers": workers,
     }
     try:
         settings = Settings.load(config, overrides=overrides)
@@ -333,5 +360,14 @@ def _start(
         node.close()
         sock.close()
         raise
+    if settings.server.workers > 1:
+        from kyok.cli._workers import supervise
+
+        node.close()  # the workers open their own; dev-sealed units unseal from the seal file
+        log.info("kyok listening on %s with %d workers", url, settings.server.workers)
+        code = supervise(settings, sock)
+        if code:
+            raise typer.Exit(code)
+        return
     log.info("kyok listening on %s", url)
     _serve(node, sock)

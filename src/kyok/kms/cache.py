@@ -46,6 +46,9 @@ class KeyCache:
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()  # (instance, key id)
         self._names: dict[tuple[str, str], str] = {}  # (instance, id or alias) -> key id
         self._lock = threading.Lock()
+        # Told of every invalidation this process makes (a multi-worker node's link passes
+        # them on to the sibling workers).
+        self.on_invalidate: Callable[[str, str | None], None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -98,16 +101,24 @@ class KeyCache:
                 for blob in blobs:
                     entry.blobs[blob.ref.id] = blob
 
-    def invalidate(self, instance_id: str, key_id: str) -> None:
-        """Forget a key, its names and its blobs (call after every change to it)."""
+    def invalidate(self, instance_id: str, key_id: str, *, propagate: bool = True) -> None:
+        """Forget a key, its names and its blobs (call after every change to it).
+
+        ``propagate`` tells :attr:`on_invalidate` (False when the news came from another
+        worker process of the node).
+        """
         with self._lock:
             self._drop(instance_id, key_id)
+        if propagate and self.on_invalidate is not None:
+            self.on_invalidate(instance_id, key_id)
 
-    def invalidate_instance(self, instance_id: str) -> None:
-        """Forget every key of an instance."""
+    def invalidate_instance(self, instance_id: str, *, propagate: bool = True) -> None:
+        """Forget every key of an instance (``propagate`` as in :meth:`invalidate`)."""
         with self._lock:
             for inst, key_id in [pk for pk in self._entries if pk[0] == instance_id]:
                 self._drop(inst, key_id)
+        if propagate and self.on_invalidate is not None:
+            self.on_invalidate(instance_id, None)
 
     def clear(self) -> None:
         with self._lock:

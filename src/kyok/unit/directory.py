@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from kyok.clock import Clock
 from kyok.errors import InvalidInput
@@ -31,6 +31,9 @@ class UnitDirectory:
         self._units: dict[str, CryptoUnit] = {}
         self._by_instance: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._on_change: Callable[[CryptoUnit, bool], None] | None = None
+        self._on_forget: Callable[[CryptoUnit, str], None] | None = None
+        self._shared: dict[str, dict[int, bytes]] = {}  # from sibling workers, not yet opened
 
     @property
     def seal_kinds(self) -> frozenset[str]:
@@ -48,8 +51,39 @@ class UnitDirectory:
                 unit = CryptoUnit.open(
                     self._store, unit_id, self._seals, self._clock, cache_size=self._cache_size
                 )
+                shared = self._shared.pop(unit_id, None)
+                if shared is not None:
+                    unit.adopt(shared)
+                self._watch(unit)
                 self._units[unit_id] = unit
             return unit
+
+    def observe(
+        self,
+        on_change: Callable[[CryptoUnit, bool], None],
+        on_forget: Callable[[CryptoUnit, str], None],
+    ) -> None:
+        """Be told of every unit's changes (see :attr:`CryptoUnit.on_change`), now and for units
+        opened later. The node link of a multi-worker node uses it."""
+        with self._lock:
+            self._on_change = on_change
+            self._on_forget = on_forget
+            for unit in self._units.values():
+                self._watch(unit)
+
+    def adopt(self, unit_id: str, keys: Mapping[int, bytes]) -> None:
+        """Hold the master keys a sibling worker of this node holds for ``unit_id``
+        (:meth:`CryptoUnit.adopt`); a unit not opened yet takes them when it opens."""
+        with self._lock:
+            unit = self._units.get(unit_id)
+            if unit is None:
+                self._shared[unit_id] = dict(keys)
+                return
+        unit.adopt(keys)
+
+    def _watch(self, unit: CryptoUnit) -> None:
+        unit.on_change = self._on_change
+        unit.on_forget = self._on_forget
 
     def for_instance(self, instance_id: str) -> CryptoUnit:
         """The unit of ``instance_id``.
@@ -79,6 +113,8 @@ class UnitDirectory:
             clock=self._clock,
             cache_size=self._cache_size,
         )
+        with self._lock:
+            self._watch(unit)
         if seal == "dev":
             unit.bootstrap_dev()
         with self._lock:

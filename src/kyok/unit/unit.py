@@ -216,6 +216,12 @@ class CryptoUnit:
         self._tampered: str | None = None
         self._secret: bytes | None = None
         self._derived: dict[str, Any] = {}
+        # Called (with the unit's lock possibly held: it must only queue work) after the
+        # transcript or the set of loaded master keys changed (sealed=True: seal() was called),
+        # and after a key's handles were dropped; the node link uses them to keep a node's
+        # worker processes in step.
+        self.on_change: Callable[[CryptoUnit, bool], None] | None = None
+        self.on_forget: Callable[[CryptoUnit, str], None] | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -727,6 +733,10 @@ class CryptoUnit:
 
     def seal(self) -> None:
         """Forget every master key and everything derived from it (handles die at once)."""
+        self._seal_keys()
+        self._changed(sealed=True)
+
+    def _seal_keys(self) -> None:
         with self._lock:
             self._live.alive = False
             self._live = Liveness()
@@ -865,9 +875,72 @@ class CryptoUnit:
         self.require_unsealed()
         return self._open(sealed)
 
-    def forget(self, owner_id: str) -> None:
-        """Drop and revoke the cached handles of a key (call on every state change)."""
+    def forget(self, owner_id: str, *, propagate: bool = True) -> None:
+        """Drop and revoke the cached handles of a key (call on every state change).
+
+        Args:
+            owner_id: the key.
+            propagate: tell :attr:`on_forget` (False when the news came from another worker).
+        """
         self._cache.forget(owner_id)
+        if propagate and self.on_forget is not None:
+            self.on_forget(self, owner_id)
+
+    # ------------------------------------------------------------------ sharing with workers
+
+    def shared_keys(self) -> tuple[int, dict[int, bytes]]:
+        """What the node link hands to the node's other worker processes: how many transcript
+        entries this unit has applied and the master keys it holds, by epoch.
+
+        Only :mod:`kyok.bootstrap.link` calls this; the keys travel over a socket pair that
+        exists only between the processes of one node.
+        """
+        with self._lock:
+            return self._state.n, dict(self._mk)
+
+    def adopt(self, keys: Mapping[int, bytes]) -> None:
+        """Take the master keys a sibling worker process of this node holds.
+
+        The transcript is re-read first, and it alone decides what is held: a key is taken only
+        when the master-key record of its epoch exists and its MKVP matches, the current key
+        only when the transcript passes the same MAC check as an auto-unseal; keys of epochs
+        the transcript no longer records (retired, cleared) are dropped. So a late or stale
+        message can add nothing wrong and take nothing still needed.
+
+        Raises:
+            UnitTampered: the transcript breaks a rule.
+        """
+        self.refresh()
+        with self._lock:
+            state = self._state
+            records = {record.epoch: record for _reg, record in state.records()}
+            good = {
+                epoch: mk
+                for epoch, mk in keys.items()
+                if epoch in records
+                and epoch not in self._mk
+                and compute_mkvp(mk) == records[epoch].mkvp
+            }
+            current = state.current
+            if current is not None and current.epoch in good:
+                try:
+                    self._authenticate(
+                        self._store.transcript(state.unit_id), state, good[current.epoch]
+                    )
+                except UnitTampered as exc:
+                    log.error("unit %s stays sealed: %s", state.unit_id, exc.message)
+                    self._tampered = exc.message
+                    return
+            for epoch in [e for e in self._mk if e not in records]:
+                del self._mk[epoch]
+                self._kek.pop(epoch, None)
+            for epoch, mk in good.items():
+                self._mk[epoch] = mk
+                self._kek[epoch] = blob.kek_for(mk)
+
+    def seal_quietly(self) -> None:
+        """:meth:`seal` without telling :attr:`on_change` (a sibling worker sealed first)."""
+        self._seal_keys()
 
     # ------------------------------------------------------------------ the unit's own secret
 
@@ -1148,6 +1221,7 @@ class CryptoUnit:
     def _append(self, entries: list[TranscriptEntry]) -> None:
         try:
             self._store.append_transcript(self._state.unit_id, entries)
+            self._changed()
         except VersionConflict:
             self.refresh()
             raise CeremonyRejected(
@@ -1197,6 +1271,11 @@ class CryptoUnit:
     def _install(self, epoch: int, mk: bytes) -> None:
         self._mk[epoch] = mk
         self._kek[epoch] = blob.kek_for(mk)
+        self._changed()
+
+    def _changed(self, *, sealed: bool = False) -> None:
+        if self.on_change is not None:
+            self.on_change(self, sealed)
 
     def __repr__(self) -> str:
         return f"CryptoUnit(unit_id={self.unit_id!r}, sealed={self.sealed})"
