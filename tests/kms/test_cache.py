@@ -167,3 +167,14 @@ def test_a_search_for_a_full_key_id_finds_that_key_first(
     )
     negated = service.list_keys(parse_key_query(instance, search=f"not:{target.record.id}"))[0]
     assert target.record.id in {k.record.id for k in negated}
+
+
+def test_invalidations_are_told_unless_they_came_from_elsewhere() -> None:
+    cache = KeyCache()
+    told: list[tuple[str, str | None]] = []
+    cache.on_invalidate = lambda instance, key: told.append((instance, key))
+    cache.invalidate("inst", "k1")
+    cache.invalidate_instance("inst")
+    cache.invalidate("inst", "k2", propagate=False)
+    cache.invalidate_instance("other", propagate=False)
+    assert told == [("inst", "k1"), ("inst", None)]

@@ -210,6 +210,17 @@ def _check_listener(settings: Settings) -> None:
         log.warning("serving plain HTTP on %s: configure tls_cert and tls_key", host)
 
 
+def _no_core_dumps() -> None:
+    """A core dump of a serving process would write its master keys to disk: allow none (the
+    workers of a multi-worker node inherit the limit)."""
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (OSError, ValueError):  # pragma: no cover - lowering a limit is always allowed
+        log.warning("could not turn core dumps off")
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=_LOG_FORMAT)
     logging.getLogger("kyok").setLevel(level.upper())
@@ -323,6 +334,7 @@ def _start(
             detail = str(exc)
         fail(f"bad settings: {detail}", EXIT_USAGE)
     _configure_logging(settings.log_level)
+    _no_core_dumps()
     if dev:
         if settings.database_url:
             note("dev mode uses SQLite in the data directory: KYOK_DATABASE_URL is ignored")
