@@ -2,7 +2,8 @@
 # Every performance figure of docs/benchmarks.md, one command (issue 7):
 #
 #   bench/run.sh            # all benches in turn, each rewriting its own section of the doc
-#   ONLY="batch start" bench/run.sh     # a subset: wrap kmip batch keys_list start envelope
+#   ONLY="batch start" bench/run.sh     # a subset: wrap workers kmip batch keys_create keys_list
+#                                       # start envelope
 #
 # The benches run one after another (never two at once: each pins its server to CPU 0 and its
 # load to CPU 1) and each installs what it lacks (wrk, the bench-only venvs of moto, PyKMIP, the
@@ -20,11 +21,13 @@ cd "$REPO" || exit 1
 PY=.venv/bin/python
 OUT="$BENCH_DIR/results/run-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
-ALL="wrap kmip batch keys_list start envelope"
+ALL="wrap workers kmip batch keys_create keys_list start envelope"
 failed=()
 for name in ${ONLY:-$ALL}; do
     case $name in
         wrap) cmd=(bash bench/wrap.sh) ;;
+        workers) cmd=("$PY" bench/workers.py) ;;
+        keys_create) cmd=(bash bench/keys_create.sh) ;;
         kmip) cmd=("$PY" bench/kmip_peer.py) ;;
         batch) cmd=("$PY" bench/batch.py) ;;
         keys_list) cmd=("$PY" bench/keys_list.py) ;;

@@ -183,7 +183,14 @@ def open_node(
     if settings.database_url is None:
         ensure_data_dir(settings.data_dir)
     clock = clock or SystemClock()
-    store = open_store(settings.resolved_database_url, migrate=True, clock=clock)
+    # Several worker processes on one SQLite file queue their writers at a gate rather than in
+    # SQLite's sleeping busy handler (kyok.store.sql.write_gate).
+    store = open_store(
+        settings.resolved_database_url,
+        migrate=True,
+        clock=clock,
+        kyok_write_gate=settings.server.workers > 1,
+    )
     if settings.database_url is None:
         # The store holds only sealed material, but metadata and credentials' MACs are nobody
         # else's business either: owner-only, like the directory (SQLite gives its -wal and

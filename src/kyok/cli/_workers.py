@@ -1,11 +1,13 @@
 """A node of several worker processes: the supervisor and the worker's entry point.
 
-``kyok server --workers N`` binds the listening socket, then :func:`supervise` starts N
-interpreters (``python -m kyok.cli._workers``), each handed the listening socket and one end of
-its own socket pair (the node link, :mod:`kyok.bootstrap.link`) as inherited file descriptors,
-and its settings on standard input (never in the environment or on the command line: a database
-URL may hold a password). The kernel spreads connections over the workers that wait in
-``accept``. The supervisor relays the link, restarts a worker that dies, and on SIGTERM/SIGINT
+``kyok server --workers N`` binds N listening sockets on one port (``SO_REUSEPORT``), then
+:func:`supervise` starts N interpreters (``python -m kyok.cli._workers``), each handed its own
+listening socket and one end of its own socket pair (the node link, :mod:`kyok.bootstrap.link`)
+as inherited file descriptors, and its settings on standard input (never in the environment or
+on the command line: a database URL may hold a password). The kernel spreads connections evenly
+over the sockets (one shared socket let whichever worker woke first take them: 16/0 splits were
+measured). The supervisor keeps every socket open, so a restarting worker's connections wait in
+its backlog rather than being refused. The supervisor relays the link, restarts a worker that dies, and on SIGTERM/SIGINT
 stops them all gracefully. Worker 0 (the unit worker) also runs the scheduler and the audit
 forwarders and answers every ceremony call.
 
@@ -87,7 +89,8 @@ def supervise(settings: Settings, listener: socket.socket) -> int:
 
     Args:
         settings: the node's settings (each worker gets them on its standard input).
-        listener: the bound listening socket.
+        listener: the bound listening socket (with ``SO_REUSEPORT``: the other workers get
+            sockets of their own on its port).
 
     Returns:
         The exit status: 0 after a requested stop, 1 when workers kept dying.
@@ -102,9 +105,15 @@ def supervise(settings: Settings, listener: socket.socket) -> int:
     workers: dict[int, _Worker] = {}
     restarts: list[float] = []
     status = 0
+    from kyok.cli.server import bind_socket
+
+    host, port = listener.getsockname()[:2]
+    listeners = [listener]
     try:
+        for _ in range(1, settings.server.workers):
+            listeners.append(bind_socket(host, port, reuse_port=True))
         for index in range(settings.server.workers):
-            workers[index] = _spawn(index, settings, listener, hub)
+            workers[index] = _spawn(index, settings, listeners[index], hub)
         while not stop:
             socks = hub.sockets()
             try:
@@ -134,13 +143,14 @@ def supervise(settings: Settings, listener: socket.socket) -> int:
                     status = 1
                     stop.append(signal.SIGTERM)
                     break
-                workers[index] = _spawn(index, settings, listener, hub)
+                workers[index] = _spawn(index, settings, listeners[index], hub)
     finally:
         _stop_all(workers)
         hub.forget_keys()
         for index in list(hub.sockets()):
             hub.detach(index)
-        listener.close()
+        for sock in listeners:
+            sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped: %d workers", len(workers))

@@ -47,12 +47,15 @@ log = logging.getLogger("kyok.server")
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """Bind the listening socket before the server starts (so port 0 gets a known port).
 
     Args:
         host: the address (IPv4 or IPv6).
         port: the port; 0 picks a free one.
+        reuse_port: set ``SO_REUSEPORT``, so that each worker of a node gets a socket of its
+            own on the same port and the kernel spreads connections evenly over them (Linux
+            allows it only among sockets of the same user).
 
     Returns:
         The bound socket.
@@ -60,6 +63,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
@@ -346,7 +351,9 @@ def _start(
     _freeze_modules()
     node = open_node(settings)
     try:
-        sock = bind_socket(settings.server.host, settings.server.port)
+        sock = bind_socket(
+            settings.server.host, settings.server.port, reuse_port=settings.server.workers > 1
+        )
     except OSError as exc:
         node.close()
         fail(f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror}")

@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from kyok.store._keyquery import fold
+from kyok.store.sql.write_gate import WriteGate, gate_of, set_gate
 
 #: Connection execution option: this transaction only reads.
 READ_ONLY = "kyok_read_only"
@@ -49,17 +50,20 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
 
     Args:
         url: database URL. ``postgresql://`` without a driver is taken to mean psycopg 3.
-        kwargs: passed to :func:`sqlalchemy.create_engine`.
+        kwargs: passed to :func:`sqlalchemy.create_engine`, except ``kyok_write_gate``: True
+            puts a SQLite file's writers in line through a :class:`WriteGate` (several worker
+            processes on one file; ignored elsewhere).
 
     Raises:
         ValueError: a database kyok does not support.
     """
     parsed = make_url(url)
+    write_gate = bool(kwargs.pop("kyok_write_gate", False))
     # Statement parameters (blob data, names) never go into error messages or logs.
     kwargs.setdefault("hide_parameters", True)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed, kwargs)
+        return _sqlite_engine(parsed, kwargs, write_gate=write_gate)
     if backend == "postgresql":
         if "+" not in parsed.drivername:  # no driver named: SQLAlchemy would pick psycopg2
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -70,8 +74,9 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
     raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
 
 
-def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
-    if url.database in (None, "", ":memory:"):
+def _sqlite_engine(url: URL, kwargs: dict[str, Any], *, write_gate: bool = False) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
         # One shared connection, so that every unit of work sees the same in-memory database;
         # hence one unit of work at a time (for many, use a file or kyok.store.memory).
         kwargs.setdefault("poolclass", StaticPool)
@@ -79,7 +84,31 @@ def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     engine = create_engine(url, **kwargs)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
+    if write_gate and not in_memory:
+        _install_gate(engine, WriteGate(Path(f"{url.database}.write-lock")))
     return engine
+
+
+def _install_gate(engine: Engine, gate: WriteGate) -> None:
+    """Writers pass ``gate`` in ``_sqlite_begin``; every commit and rollback opens it."""
+    set_gate(engine, gate)
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            gate.release(getattr(dbapi_connection, "dbapi_connection", dbapi_connection))
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            gate.release(getattr(dbapi_connection, "dbapi_connection", dbapi_connection))
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _sqlite_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
@@ -102,8 +131,18 @@ def _fold_or_none(value: object) -> object:
 def _sqlite_begin(conn: Connection) -> None:
     if conn.get_execution_options().get(READ_ONLY):
         conn.exec_driver_sql("BEGIN")
-    else:
+        return
+    gate = gate_of(conn.engine)
+    if gate is None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    owner = conn.connection.dbapi_connection
+    gate.acquire(owner)
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        gate.release(owner)
+        raise
 
 
 def connect(engine: Engine, *, read_only: bool = False) -> Connection:

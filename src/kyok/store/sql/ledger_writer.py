@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from kyok.errors import VersionConflict
 from kyok.store._times import aware_utc
 from kyok.store.records import AuditCheckpointRecord, AuditEntryRecord, AuditHeadRecord
+from kyok.store.sql.write_gate import gate_of
 
 __all__ = ["SqlLedgerWriter"]
 
@@ -201,6 +202,9 @@ class SqlLedgerWriter:
         with self._lock:
             conn = self._connection()
             cursor = conn.cursor()
+            gate = gate_of(self._engine)
+            if gate is not None:
+                gate.acquire(self)
             try:
                 if self._dialect == "sqlite":
                     cursor.execute("BEGIN IMMEDIATE")  # the sqlite3 module leaves BEGIN to us
@@ -213,6 +217,8 @@ class SqlLedgerWriter:
                 self._discard()
                 raise
             finally:
+                if gate is not None:
+                    gate.release(self)
                 with contextlib.suppress(Exception):
                     cursor.close()
 
