@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ceremony_kit import Custodian, ceremony, command, imprint, make_custodians
+from ceremony_kit import Custodian, ceremony, command, imprint, load, make_custodians
+from kyok.audit.verify import verify
 from kyok.auth.principals import SYSTEM
 from kyok.auth.service import open_admin_credential
 from kyok.bootstrap import open_node
 from kyok.crypto.encoding import b64e
 from kyok.crypto.kem import HybridPrivateKey, HybridPublicKey
+from kyok.kms.ledger import AuditQuery
 from kyok.settings import Settings
 from kyok.unit.commands import Command
 from kyok.unit.transport import load_part_command
@@ -86,6 +89,7 @@ class Node:
     """``kyok server --workers 2`` as a subprocess."""
 
     def __init__(self, data: Path) -> None:
+        self.data = data
         self.url = f"http://127.0.0.1:{_free_port()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("KYOK_")}
         env.update(
@@ -195,6 +199,9 @@ def _load_part(node: Node, prepared: Prepared, custodian: Custodian) -> dict[str
         return result
 
 
+ANSWERED: dict[str, int] = {}  # correlation id -> status, of every call _per_worker made
+
+
 def _per_worker(
     node: Node, prepared: Prepared, path: str, body: dict[str, object], tries: int = 40
 ) -> dict[int, list[int]]:
@@ -205,9 +212,12 @@ def _per_worker(
     for _ in range(tries):
         with httpx.Client(base_url=node.url, timeout=10) as client:
             worker = int(client.get("/health").json()["worker"])
-            seen.setdefault(worker, []).append(
-                client.post(path, headers=headers, json=body).status_code
-            )
+            correlation = str(uuid.uuid4())
+            status = client.post(
+                path, headers={**headers, "Correlation-Id": correlation}, json=body
+            ).status_code
+            ANSWERED[correlation] = status
+            seen.setdefault(worker, []).append(status)
     return seen
 
 
@@ -243,3 +253,28 @@ def test_custodians_unseal_a_two_worker_node_once(node: Node, prepared: Prepared
     assert set(seen) == {0, 1} and all(s == 409 for codes in seen.values() for s in codes), seen
     node.stop()
     assert not node.workers()
+    _every_call_is_on_one_verified_chain(node.data, prepared)
+
+
+def _every_call_is_on_one_verified_chain(data: Path, prepared: Prepared) -> None:
+    """Both workers' events went through worker 0's committer into one chain that verifies."""
+    settings = Settings.load(env={}, overrides={"data_dir": data, "seal": "shares"})
+    with open_node(settings) as again:
+        unit = again.units.for_instance(prepared.instance)
+        load(unit, prepared.custodians[0], "current")
+        load(unit, prepared.custodians[1], "current")
+        events = again.audit_reader.events(AuditQuery(prepared.instance, limit=10_000))
+        checkpoints = again.audit_reader.checkpoints(prepared.instance, None, None, limit=10_000)
+        public = again.audit_key(prepared.instance)
+    by_correlation = {e.event.correlation_id: e.event for e in events if e.event.correlation_id}
+    assert ANSWERED and all(c in by_correlation for c in ANSWERED)
+    for correlation, status in ANSWERED.items():
+        event = by_correlation[correlation]
+        assert event.outcome == ("success" if status < 400 else "failure"), event
+    assert [e.seq for e in events] == list(range(len(events)))
+    items = sorted(
+        [*events, *checkpoints], key=lambda x: (x.seq, 1 if hasattr(x, "signature") else 0)
+    )
+    assert public is not None
+    report = verify(items, public, instance_id=prepared.instance, allow_unsigned_tail=True)
+    assert report.ok, report.first_problem
