@@ -21,11 +21,6 @@ What travels (length-prefixed JSON frames, :func:`send_frame`/:class:`FrameReade
 - ``call``/``ret``: the ceremony console. Custodians' parts are sealed to a transport key and
   collected in buffers that live in one process, so every ``/api/v2/kyok/unit`` call runs in
   worker 0 (the *unit worker*); the others forward it (:class:`RemoteUnitConsole`).
-- ``call`` ``audit``: the other workers' group committers hand their batches of audit events to
-  worker 0's (:meth:`NodeLink.append_events`), so one commit and one fsync cover the events of
-  every worker; SQLite writes one transaction at a time, and separate commits per worker took
-  turns at it (measured: two workers no faster than one). The caller gets each event's sequence
-  number and hashes back once the batch is durable.
 """
 
 from __future__ import annotations
@@ -45,11 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kyok.audit.chain import ChainedEvent
-from kyok.audit.event import AuditEvent
 from kyok.errors import KyokError, Unavailable
 from kyok.kms.cache import KeyCache
-from kyok.kms.ledger import GroupCommitter
 from kyok.unit.directory import UnitDirectory
 from kyok.unit.unit import CryptoUnit
 
@@ -180,7 +172,6 @@ class NodeLink:
         units: the worker's crypto units.
         cache: the key service's data-plane cache.
         console: the ceremony console (the unit worker runs forwarded calls on it).
-        audit: the group committer (the unit worker writes the others' events through it).
     """
 
     def __init__(
@@ -190,10 +181,8 @@ class NodeLink:
         units: UnitDirectory,
         cache: KeyCache,
         console: Any,
-        audit: GroupCommitter | None = None,
     ) -> None:
         self.index = index
-        self._audit = audit
         self._sock = sock
         self._units = units
         self._cache = cache
@@ -214,9 +203,7 @@ class NodeLink:
     def start(self) -> None:
         """Hear and tell: watch the units and the cache, read the link."""
         if self.index == UNIT_WORKER:
-            # One thread per forwarded call that waits (a commit, a ceremony step); each other
-            # worker has at most one audit batch outstanding.
-            self._pool = ThreadPoolExecutor(68, thread_name_prefix="kyok-link-call")
+            self._pool = ThreadPoolExecutor(4, thread_name_prefix="kyok-link-call")
         self._units.observe(self._unit_changed, self._unit_forgot)
         self._cache.on_invalidate = self._key_changed
         for name, target in (("kyok-link-read", self._read), ("kyok-link-sync", self._sync)):
@@ -366,11 +353,9 @@ class NodeLink:
             reply["err"] = encode_error(Unavailable("the unit worker failed this call"))
         else:
             reply["ok"] = result
-        if message["m"] != "audit":
-            # The units' news goes first, so the caller's worker holds the keys before it
-            # answers.
-            for unit in self._units.loaded():
-                self._send_keys(unit)
+        # The units' news goes first, so the caller's worker holds the keys before it answers.
+        for unit in self._units.loaded():
+            self._send_keys(unit)
         self._send(reply)
 
     def _run(self, method: str, args: Sequence[Any]) -> Any:
@@ -387,27 +372,7 @@ class NodeLink:
             return dict(console.start_reencrypt(str(args[0])))
         if method == "wait":
             return bool(console.wait(str(args[0]), args[1]))
-        if method == "audit" and self._audit is not None:
-            futures = self._audit.submit_many([AuditEvent.from_json(e) for e in args[0]])
-            out = []
-            for future in futures:
-                chained = future.result(CALL_TIMEOUT)
-                out.append([chained.seq, _b64(chained.prev_hash), _b64(chained.hash)])
-            return out
         raise Unavailable(f"no console call {method!r}")
-
-    def append_events(self, events: list[AuditEvent]) -> list[ChainedEvent]:
-        """Have the unit worker append ``events`` (one of its batches) and return them chained.
-
-        Raises:
-            KyokError: the unit worker could not write them (``AuditUnavailable``), or did not
-                answer.
-        """
-        placed = self.call("audit", [event.to_json() for event in events])
-        return [
-            ChainedEvent(event.with_seq(int(seq)), base64.b64decode(prev), base64.b64decode(h))
-            for event, (seq, prev, h) in zip(events, placed, strict=True)
-        ]
 
     def call(self, method: str, *args: Any) -> Any:
         """Run a console method in the unit worker and return its result.

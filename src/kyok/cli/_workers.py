@@ -194,16 +194,10 @@ def worker_main() -> None:
     node = open_node(settings)
     node.worker = index
     link = NodeLink(
-        socket.socket(fileno=int(link_fd)),
-        index,
-        node.units,
-        node.key_cache,
-        node.unit_console,
-        node.audit_writer,
+        socket.socket(fileno=int(link_fd)), index, node.units, node.key_cache, node.unit_console
     )
     if index != UNIT_WORKER:
         node.unit_console = RemoteUnitConsole(link, node.unit_console)
-        node.audit_writer.write_through(link.append_events)
     link.on_lost = lambda: os.kill(os.getpid(), signal.SIGTERM)
     link.start()
     listener = socket.socket(fileno=int(listen_fd))

@@ -599,7 +599,6 @@ class GroupCommitter:
         self._on_commit = on_commit
         self._commit_delay = commit_delay
         self._batch = batch
-        self._through: Callable[[list[AuditEvent]], list[ChainedEvent]] | None = None
         self._queue: list[_Pending] = []
         self._deferred: list[_Pending] = []
         self._retry_at = 0.0
@@ -643,24 +642,6 @@ class GroupCommitter:
         future: Future[ChainedEvent] = Future()
         self._enqueue(_Pending(event, future=future), flush=True)
         return future
-
-    def submit_many(self, events: Sequence[AuditEvent]) -> list[Future[ChainedEvent]]:
-        """Queue ``events`` together (one batch unless the queue exceeds ``max_batch``) and
-        flush; one future per event, as :meth:`submit`."""
-        if self._thread is None:
-            self.start()
-        futures: list[Future[ChainedEvent]] = [Future() for _ in events]
-        with self._cond:
-            if not self._queue:
-                self._first_at = time.monotonic()
-            self._queue.extend(
-                _Pending(event, future=future)
-                for event, future in zip(events, futures, strict=True)
-            )
-            self._queued += len(futures)
-            self._flush = True
-            self._cond.notify()
-        return futures
 
     def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
         """Queue ``event`` from a coroutine; await the result (or :class:`AuditUnavailable`)."""
@@ -799,19 +780,8 @@ class GroupCommitter:
             )
         return signed
 
-    def write_through(self, writer: Callable[[list[AuditEvent]], list[ChainedEvent]]) -> None:
-        """Hand every batch to ``writer`` instead of writing it here.
-
-        A worker of a multi-worker node passes its batches to the unit worker's committer
-        (:mod:`kyok.bootstrap.link`), so that one commit, and one fsync, covers the events of
-        every worker; ``writer`` returns when they are durable, or raises.
-        """
-        self._through = writer
-
     def _write(self, events: list[AuditEvent]) -> list[ChainedEvent]:
         """Append ``events`` in one transaction and commit it."""
-        if self._through is not None:
-            return self._through(events)
         if self._batch is not None:
             with self._batch() as target:
                 return self._ledger.append(target, events)
