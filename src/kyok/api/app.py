@@ -24,6 +24,7 @@ from kyok.api.health import build_router as health_router
 from kyok.api.iam import build_iam_router
 from kyok.api.kp import Media
 from kyok.api.kp import build_router as kp_router
+from kyok.api.kp.create_fastpath import KeyCreateFastPath
 from kyok.api.kp.fastpath import DataPlaneFastPath, is_fast_path
 from kyok.api.ledger import build_router as ledger_router
 from kyok.api.metrics import Metrics
@@ -80,6 +81,9 @@ def create_app(node: NodePort) -> FastAPI:
     recorder = CallRecorder(
         node.audit_writer, _instances(node), fail_open=node.audit_settings.fail_open
     )
+    # The canonical key creation skips the framework's routing (kyok.api.kp.create_fastpath);
+    # innermost, so the audit middleware records it as it records the route.
+    app.add_middleware(KeyCreateFastPath, node=node, media=app.state.kp_media)
     app.add_middleware(DataPlaneFastPath, node=node, media=app.state.kp_media, recorder=recorder)
     app.add_middleware(AuditMiddleware, recorder=recorder, self_recording=is_fast_path)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)

@@ -70,6 +70,12 @@ def check_page(limit: int, offset: int) -> None:
         raise ValueError("limit and offset must not be negative")
 
 
+def check_cap(cap: int | None) -> None:
+    """Raise ``ValueError`` if a count's ``cap`` is given and negative."""
+    if cap is not None and cap < 0:
+        raise ValueError("a count's cap must not be negative")
+
+
 def check_filter(key_filter: KeyFilter) -> KeyFilter:
     """Validate one filter; datetimes come back in UTC.
 

@@ -61,10 +61,15 @@ class KeyRepository(Protocol):
 
     def delete(self, instance_id: str, key_id: str) -> None: ...
 
-    def find(self, query: KeyQuery) -> list[KeyRecord]: ...
+    def find(self, query: KeyQuery) -> list[KeyRecord]:
+        """One page of the keys matching ``query``, in its sort order."""
+        ...
 
-    def count(self, query: KeyQuery) -> int:
-        """How many keys match ``query`` ignoring its limit, offset and sort."""
+    def count(self, query: KeyQuery, *, cap: int | None = None) -> int:
+        """How many keys match ``query`` ignoring its limit, offset and sort.
+
+        With ``cap`` (>= 0), counting stops at ``cap``: the answer is ``min(matches, cap)``.
+        """
         ...
 
     def expiring(self, now: datetime, limit: int) -> list[KeyRecord]:

@@ -2,8 +2,9 @@
 
 ``POST /api/v2/keys`` (and ``/keys_with_policy_overrides``) are served by
 ``routes_keys.CreateKeyRoute``: an async handler that does what the routes' dependencies do and
-awaits the key service's group commit. ``create_fastpath.KeyCreateFastPath`` serves the
-canonical ``POST /api/v2/keys`` before the framework's routing, with the same function. Both
+awaits the key service's group commit. ``create_fastpath.KeyCreateFastPath`` (mounted by
+``create_app``) serves the canonical ``POST /api/v2/keys`` before the framework's routing, with
+the same function; the route is reached here through an app with the fast path taken out. Both
 are compared here with FastAPI's own handling of the same endpoints (dependency resolution,
 sync route in a worker thread): status, content type and body (ids and times masked) must be
 the same for successes and every kind of refusal, and each call must be on the audit record
@@ -19,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from starlette.middleware import Middleware
 
 from kyok.api.app import create_app
 from kyok.api.kp import routes_keys
@@ -62,23 +62,29 @@ def _client(app: Any) -> httpx.AsyncClient:
 
 
 def _with_fast_path(api: Api) -> httpx.AsyncClient:
-    """An app with KeyCreateFastPath installed inside the audit middleware (innermost)."""
+    """The application as served: create_app mounts KeyCreateFastPath (innermost)."""
     app = create_app(api.node)
-    app.user_middleware.append(
-        Middleware(KeyCreateFastPath, node=api.node, media=app.state.kp_media)
-    )
+    assert any(m.cls is KeyCreateFastPath for m in app.user_middleware)
+    return _client(app)
+
+
+def _route_only(api: Api) -> httpx.AsyncClient:
+    """An app with KeyCreateFastPath taken out: the request reaches CreateKeyRoute."""
+    app = create_app(api.node)
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not KeyCreateFastPath]
     app.middleware_stack = None
     return _client(app)
 
 
 async def _framework_only(api: Api, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
-    """An app whose create routes use FastAPI's own handler (dependencies, worker thread).
+    """An app without the fast path whose create routes use FastAPI's own handler
+    (dependencies, worker thread).
 
     FastAPI builds the handlers of an included router's routes at its first request, so one
     request is made while the handler is swapped (a 400: no instance)."""
     with monkeypatch.context() as m:
         m.setattr(routes_keys.CreateKeyRoute, "get_route_handler", APIRoute.get_route_handler)
-        client = _client(create_app(api.node))
+        client = _route_only(api)
         r = await client.post("/api/v2/keys", content=b"{}")
         assert r.status_code == 400
     return client
@@ -139,7 +145,7 @@ async def test_same_answers_and_audit_on_every_path(
     api.node.service.create_key_ring(SYSTEM, api.instance, "ring-a")
     await api.create_key("holder", aliases=["taken"])
     paths = {
-        "route": api.client,
+        "route": _route_only(api),
         "fast path": _with_fast_path(api),
         "framework": await _framework_only(api, monkeypatch),
     }
@@ -240,7 +246,7 @@ async def test_the_comparison_really_takes_three_paths(
     monkeypatch.setattr(create_fastpath, "serve_create", fast)
     monkeypatch.setattr(routes_keys, "serve_create", route)
     monkeypatch.setattr(routes_keys, "_create", framework)
-    for client in (api.client, _with_fast_path(api), framework_client):
+    for client in (_route_only(api), _with_fast_path(api), framework_client):
         r = await client.post("/api/v2/keys", json=key_body("paths"), headers=api.headers)
         assert r.status_code == 201, r.text
     assert calls == ["route", "fast path", "framework"]

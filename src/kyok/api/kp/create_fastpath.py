@@ -11,22 +11,21 @@ endpoint, so the operation tag, the error envelope, metrics, the access log and 
 middleware read the request as they read the route's. Everything else goes to the application
 unchanged (``keys_with_policy_overrides``, other methods and paths, any query string).
 
-Install it *inside* :class:`kyok.api.audit.AuditMiddleware` (add it to the application before
-the audit middleware, as the data-plane fast path is): the key's ``kms.keys.create`` event is
-written in the key's own transaction and marks the request recorded, and a refused creation
-is recorded by the audit middleware as for the route.
+:func:`kyok.api.app.create_app` mounts it *inside* :class:`kyok.api.audit.AuditMiddleware`
+(innermost, inside the data-plane fast path): the key's ``kms.keys.create`` event is written in
+the key's own transaction and marks the request recorded, and a refused creation is recorded
+by the audit middleware as for the route. Errors are answered as the route's error handler
+answers them (a client gone mid-body too: 499, on the record); an unexpected exception goes on
+to the audit middleware, which logs it and answers a bare 500, as it does for the route.
 """
 
 from __future__ import annotations
-
-import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kyok.api.errors import (
     ClientDisconnected,
     PayloadTooLarge,
-    internal_error_response,
     kyok_error_response,
 )
 from kyok.api.kp._common import Media
@@ -36,7 +35,6 @@ from kyok.errors import KyokError
 
 __all__ = ["KeyCreateFastPath", "is_create_fast_path"]
 
-log = logging.getLogger("kyok.api")
 
 PATH = "/api/v2/keys"
 
@@ -100,13 +98,12 @@ class KeyCreateFastPath:
                 read,
                 with_policies=False,
             )
-        except ClientDisconnected:
-            return  # nobody to answer
         except KyokError as exc:
+            # Also ClientDisconnected (499), as the route's error handler renders it: the
+            # access log, the metrics and the audit record say what happened; nobody reads it.
             response = kyok_error_response(scope, exc)
-        except Exception:
-            log.exception("request failed with an unexpected error")
-            response = internal_error_response(scope)
+        # Anything else goes on to the audit middleware, as it would from the route: it logs it
+        # and answers 500 without detail.
         await response(scope, receive, send)
 
 

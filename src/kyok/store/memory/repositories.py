@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from kyok.errors import AlreadyExists, VersionConflict
-from kyok.store._keyquery import CheckedQuery, check_page, check_query, fold
+from kyok.store._keyquery import CheckedQuery, check_cap, check_page, check_query, fold
 from kyok.store._times import aware_utc, normalize_record
 from kyok.store.memory._session import Pk, Session, Table
 from kyok.store.records import (
@@ -110,8 +110,12 @@ class MemoryKeyRepository:
             rows.sort(key=_field_sort_key(field), reverse=descending)
         return rows[query.offset : query.offset + query.limit]
 
-    def count(self, query: KeyQuery) -> int:
-        return len(self._matching(check_query(query)))
+    def count(self, query: KeyQuery, *, cap: int | None = None) -> int:
+        """How many keys match ``query``; with ``cap``, at most ``cap``."""
+        checked = check_query(query)
+        check_cap(cap)
+        found = len(self._matching(checked))
+        return found if cap is None else min(found, cap)
 
     def expiring(self, now: datetime, limit: int) -> list[KeyRecord]:
         now = aware_utc(now, "now")

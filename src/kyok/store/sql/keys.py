@@ -104,19 +104,12 @@ class SqlKeyRepository:
         self._tx.write(delete(t).where(t.c.instance_id == instance_id, t.c.id == key_id))
 
     def find(self, query: KeyQuery) -> list[KeyRecord]:
-        checked = check_query(query)
-        stmt = (
-            select(t)
-            .where(key_query.where(checked))
-            .order_by(*key_query.order_by(checked))
-            .limit(query.limit)
-            .offset(query.offset)
-        )
+        stmt = key_query.select_page(check_query(query), self._tx.dialect_name)
         return [key_from_row(row) for row in self._tx.execute(stmt)]
 
-    def count(self, query: KeyQuery) -> int:
-        checked = check_query(query)
-        stmt = select(func.count()).select_from(t).where(key_query.where(checked))
+    def count(self, query: KeyQuery, *, cap: int | None = None) -> int:
+        """How many keys match ``query``; with ``cap``, at most ``cap`` (counting stops)."""
+        stmt = key_query.select_count(check_query(query), cap)
         return int(self._tx.execute(stmt).scalar_one())
 
     def expiring(self, now: datetime, limit: int) -> list[KeyRecord]:
