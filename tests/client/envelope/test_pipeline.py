@@ -202,6 +202,23 @@ def test_a_transform_that_fails_stops_everything(
     assert written == DATA[: len(written)] and len(written) <= 7 * SMALL  # segment 7 never
 
 
+@pytest.mark.parametrize("stage", ["reader", "writer"])
+def test_a_failure_wakes_stages_waiting_for_a_buffer(stage: str, threads_before: int) -> None:
+    """With one buffer of each kind every stage spends most of its time waiting for the other
+    two; whichever fails, the waiting ones wake up and stop, and the error comes through."""
+    error = OSError(5, "Input/output error")
+    source: io.RawIOBase | io.BytesIO = io.BytesIO(DATA)
+    sink: Recorder | FailingWriter = Recorder()
+    if stage == "reader":
+        source = FailingReader(DATA, 30 * SMALL, error)
+    else:
+        sink = FailingWriter(30 * SMALL, error)
+    pipeline = Pipeline(source, sink, in_size=SMALL, out_size=SMALL, in_count=1, out_count=1)
+    with pytest.raises(OSError) as info:
+        pipeline.run(lambda i, last, data, out: _copy(data, out))
+    assert info.value is error
+
+
 def test_a_pipeline_runs_once() -> None:
     pipeline = Pipeline(io.BytesIO(b"x"), io.BytesIO(), in_size=SMALL, out_size=SMALL)
     pipeline.run(lambda i, last, data, out: _copy(data, out))

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from queue import SimpleQueue
+from typing import TypeVar
 
 from kyok.client.envelope import _format as fmt
 from kyok.client.envelope._header import Reader, read_into
@@ -47,14 +47,7 @@ class _Stopped(Exception):
     """Another stage failed: this one stops (never leaves this module)."""
 
 
-class _Queue(Generic[T]):
-    """A hand-over between two stages: one producer, one consumer, the pipeline's lock."""
-
-    __slots__ = ("cond", "items")
-
-    def __init__(self, lock: threading.Lock, items: list[T] | None = None) -> None:
-        self.items: deque[T] = deque(items or ())
-        self.cond = threading.Condition(lock)
+_Item = tuple[memoryview, int]
 
 
 class Pipeline:
@@ -90,45 +83,39 @@ class Pipeline:
         self._writer_thread = writer_thread
         self._lock = threading.Lock()
         self._error: BaseException | None = None
-        self._done = False
         self._started = False
-        lock = self._lock
-        self._free_in: _Queue[memoryview] = _Queue(
-            lock, [memoryview(bytearray(in_size)) for _ in range(in_count)]
-        )
-        self._free_out: _Queue[memoryview] = _Queue(
-            lock, [memoryview(bytearray(out_size)) for _ in range(out_count)]
-        )
-        self._filled: _Queue[tuple[memoryview, int]] = _Queue(lock)
-        self._ready: _Queue[tuple[memoryview, int]] = _Queue(lock)
-        self._queues = (self._free_in, self._free_out, self._filled, self._ready)
+        # Hand-overs are C queues (one producer, one consumer each): a put costs no Python-level
+        # lock or condition, and a blocked get waits without the GIL. ``None`` in a queue means
+        # "stop" (after a failure; in ``_ready``, also "everything was written" when no error).
+        self._free_in: SimpleQueue[memoryview | None] = SimpleQueue()
+        self._free_out: SimpleQueue[memoryview | None] = SimpleQueue()
+        self._filled: SimpleQueue[_Item | None] = SimpleQueue()
+        self._ready: SimpleQueue[_Item | None] = SimpleQueue()
+        for _ in range(in_count):
+            self._free_in.put(memoryview(bytearray(in_size)))
+        for _ in range(out_count):
+            self._free_out.put(memoryview(bytearray(out_size)))
         self._threads: list[threading.Thread] = []
 
     # -- hand-overs (every wait also wakes on failure) ----------------------------------------
 
-    def _take(self, queue: _Queue[T]) -> T:
-        with self._lock:
-            while self._error is None and not queue.items:
-                queue.cond.wait()
-            if self._error is not None:
-                raise _Stopped
-            return queue.items.popleft()
-
-    def _give(self, queue: _Queue[T], item: T) -> None:
-        with self._lock:
-            queue.items.append(item)
-            queue.cond.notify()
+    def _take(self, queue: SimpleQueue[T | None]) -> T:
+        item = queue.get()
+        if item is None or self._error is not None:
+            raise _Stopped
+        return item
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
-            if self._error is None:
-                self._error = exc
-            for queue in self._queues:
-                queue.cond.notify_all()
+            if self._error is not None:
+                return
+            self._error = exc
+        for queue in (self._free_in, self._free_out, self._filled, self._ready):
+            queue.put(None)  # wakes whichever stage waits there
 
     # -- the stages ----------------------------------------------------------------------------
 
-    def _fill(self) -> tuple[memoryview, int]:
+    def _fill(self) -> _Item:
         buffer = self._take(self._free_in)
         return buffer, read_into(self._src, buffer)
 
@@ -136,7 +123,7 @@ class Pipeline:
         try:
             while True:
                 buffer, n = self._fill()
-                self._give(self._filled, (buffer, n))
+                self._filled.put((buffer, n))
                 if n < self._in_size:
                     return
         except _Stopped:
@@ -144,40 +131,31 @@ class Pipeline:
         except BaseException as exc:  # raised again by run(), in the calling thread
             self._fail(exc)
 
-    def _next_ready(self) -> tuple[memoryview, int] | None:
-        ready = self._ready
-        with self._lock:
-            while self._error is None and not ready.items and not self._done:
-                ready.cond.wait()
-            if self._error is not None:
-                raise _Stopped
-            return ready.items.popleft() if ready.items else None
-
     def _write_loop(self) -> None:
         try:
-            while (item := self._next_ready()) is not None:
+            ready, free_out, dst = self._ready, self._free_out, self._dst
+            while (item := ready.get()) is not None and self._error is None:
                 buffer, n = item
-                write_all(self._dst, buffer[:n])
-                self._give(self._free_out, buffer)
-        except _Stopped:
-            return
+                write_all(dst, buffer[:n])
+                free_out.put(buffer)
         except BaseException as exc:  # raised again by run(), in the calling thread
             self._fail(exc)
 
     def _pump(self, transform: Transform) -> int:
         index = 0
+        filled, free_in, free_out, ready = self._filled, self._free_in, self._free_out, self._ready
         while True:
-            source, n = self._take(self._filled) if self._reader_thread else self._fill()
+            source, n = self._take(filled) if self._reader_thread else self._fill()
             last = n < self._in_size
-            out = self._take(self._free_out)
+            out = self._take(free_out)
             written = transform(index, last, source[:n], out)
-            self._give(self._free_in, source)
+            free_in.put(source)
             if written and self._writer_thread:
-                self._give(self._ready, (out, written))
+                ready.put((out, written))
             else:
                 if written:
                     write_all(self._dst, out[:written])
-                self._give(self._free_out, out)
+                free_out.put(out)
             if last:
                 return index + 1
             index += 1
@@ -189,9 +167,8 @@ class Pipeline:
 
     def _finish(self) -> None:
         """Let the writer drain (or, after a failure, stop) and join every thread."""
-        with self._lock:
-            self._done = True
-            self._ready.cond.notify_all()
+        if self._writer_thread:
+            self._ready.put(None)
         try:
             for thread in self._threads:
                 thread.join()
@@ -250,7 +227,9 @@ def _file_pipeline(src: Reader, dst: Writer, in_size: int, out_size: int) -> Pip
     """Threads only where they can run at the same time (more than one core), and a reader
     thread only for a seekable source. Pools of 3 input and 4 output buffers for segments up to
     4 MiB (7 MiB at the default 1 MiB: a little slack for the stages' jitter; on two cores
-    that was ~5% faster than 2 + 3), 2 + 2 for larger ones."""
+    that was ~5% faster than 2 + 3), 2 + 2 for larger ones. (Moving two or four segments per
+    read/write and hand-over, in buffers of that many segments, measured slower on two
+    cores, decrypt most, and needs more memory.)"""
     threads = _cores() > 1
     small = max(in_size, out_size) <= _SMALL_SEGMENTS + fmt.TAG_SIZE
     return Pipeline(
