@@ -67,6 +67,7 @@ def test_the_client_imports_nothing_from_kyok_but_crypto() -> None:
                         "importlib",
                         "json",
                         "os",
+                        "queue",
                         "ssl",
                         "threading",
                         "time",
