@@ -78,3 +78,14 @@ def test_a_token_is_verified_once_and_still_expires(
     tampered = grant.access_token[:-2] + ("AA" if not grant.access_token.endswith("AA") else "BB")
     with pytest.raises((TokenInvalid, TokenExpired)):
         harness.auth.authenticate(bearer(tampered), instance)
+
+
+def test_invalidations_are_told_unless_they_came_from_another_worker() -> None:
+    cache: TtlCache[str, int] = TtlCache(5)
+    told: list[str | None] = []
+    cache.on_invalidate = told.append
+    cache.invalidate("a")
+    cache.clear()
+    cache.invalidate("b", propagate=False)
+    cache.clear(propagate=False)
+    assert told == ["a", None]

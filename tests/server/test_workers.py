@@ -202,19 +202,51 @@ def _load_part(node: Node, prepared: Prepared, custodian: Custodian) -> dict[str
 ANSWERED: dict[str, int] = {}  # correlation id -> status, of every call _per_worker made
 
 
+def _reader_token(node: Node, prepared: Prepared, admin: dict[str, str]) -> tuple[str, str]:
+    """A new principal with the Reader role: (its access token, its id)."""
+    base = node.url + "/api/v2/kyok/principals"
+    made = httpx.post(base, json={"name": "auditor", "kind": "user"}, headers=admin, timeout=10)
+    assert made.status_code == 201, made.text
+    pid = made.json()["id"]
+    role = {"role": "Reader", "scope": "instance"}
+    assert httpx.post(f"{base}/{pid}/roles", json=role, headers=admin, timeout=10).is_success
+    key = httpx.post(f"{base}/{pid}/apikeys", json={"name": "k"}, headers=admin, timeout=10)
+    token = httpx.post(
+        node.url + "/identity/token",
+        data={
+            "grant_type": "urn:ibm:params:oauth:grant-type:apikey",
+            "apikey": key.json()["apikey"],
+        },
+        timeout=10,
+    ).json()["access_token"]
+    return str(token), str(pid)
+
+
 def _per_worker(
-    node: Node, prepared: Prepared, path: str, body: dict[str, object], tries: int = 40
+    node: Node,
+    prepared: Prepared,
+    path: str,
+    body: dict[str, object],
+    tries: int = 40,
+    *,
+    method: str = "POST",
+    token: tuple[str, str] | None = None,
 ) -> dict[int, list[int]]:
     """POST ``path`` on ``tries`` fresh connections; the statuses by the worker that answered
     (each connection asks /health first, then makes the call on the same connection)."""
     headers = _headers(node, prepared)
+    if token is not None:
+        headers = {**headers, "Authorization": f"Bearer {token[0]}"}
     seen: dict[int, list[int]] = {}
     for _ in range(tries):
         with httpx.Client(base_url=node.url, timeout=10) as client:
             worker = int(client.get("/health").json()["worker"])
             correlation = str(uuid.uuid4())
-            status = client.post(
-                path, headers={**headers, "Correlation-Id": correlation}, json=body
+            status = client.request(
+                method,
+                path,
+                headers={**headers, "Correlation-Id": correlation},
+                json=body if method == "POST" else None,
             ).status_code
             ANSWERED[correlation] = status
             seen.setdefault(worker, []).append(status)
@@ -251,6 +283,16 @@ def test_custodians_unseal_a_two_worker_node_once(node: Node, prepared: Prepared
     wrap = f"/api/v2/keys/{prepared.key_id}/actions/wrap"
     seen = _per_worker(node, prepared, wrap, {})
     assert set(seen) == {0, 1} and all(s == 409 for codes in seen.values() for s in codes), seen
+    # Once a principal's deletion returns, no worker honours its token (cached grants or not).
+    reader = _reader_token(node, prepared, headers)
+    seen = _per_worker(node, prepared, "/api/v2/keys", {}, tries=20, method="GET", token=reader)
+    assert set(seen) == {0, 1} and all(s == 200 for codes in seen.values() for s in codes), seen
+    deleted = httpx.delete(
+        node.url + f"/api/v2/kyok/principals/{reader[1]}", headers=headers, timeout=10
+    )
+    assert deleted.status_code == 204, deleted.text
+    seen = _per_worker(node, prepared, "/api/v2/keys", {}, method="GET", token=reader)
+    assert set(seen) == {0, 1} and all(s == 401 for codes in seen.values() for s in codes), seen
     node.stop()
     assert not node.workers()
     _every_call_is_on_one_verified_chain(node.data, prepared)

@@ -35,6 +35,9 @@ class TtlCache(Generic[K, V]):
         self._lock = threading.Lock()
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._generation = 0
+        # Told of every invalidation made here (key, or None for "everything"); a multi-worker
+        # node's link passes them on to the sibling workers.
+        self.on_invalidate: Callable[[K | None], None] | None = None
 
     def generation(self) -> int:
         """A stamp to pass to :meth:`put` (taken before loading the value)."""
@@ -70,17 +73,22 @@ class TtlCache(Generic[K, V]):
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
-    def invalidate(self, key: K) -> None:
-        """Forget ``key`` (and make loads that started earlier not store their result)."""
+    def invalidate(self, key: K, *, propagate: bool = True) -> None:
+        """Forget ``key`` (and make loads that started earlier not store their result);
+        ``propagate`` tells :attr:`on_invalidate` (False: the news came from elsewhere)."""
         with self._lock:
             self._generation += 1
             self._entries.pop(key, None)
+        if propagate and self.on_invalidate is not None:
+            self.on_invalidate(key)
 
-    def clear(self) -> None:
-        """Forget everything."""
+    def clear(self, *, propagate: bool = True) -> None:
+        """Forget everything (``propagate`` as in :meth:`invalidate`)."""
         with self._lock:
             self._generation += 1
             self._entries.clear()
+        if propagate and self.on_invalidate is not None:
+            self.on_invalidate(None)
 
 
 MISSING = _MISSING

@@ -242,6 +242,13 @@ class AuthService:
         """Seconds an access token lives."""
         return self._token_ttl
 
+    @property
+    def identity_cache(self) -> TtlCache[tuple[str, str], _Known | None]:
+        """The per-(instance, principal) cache of grants: a multi-worker node's link watches
+        its invalidations (a revoked role or a deleted principal) and repeats them in every
+        worker before the change is answered."""
+        return self._identities
+
     def invalidate_caches(self) -> None:
         """Forget every cached key, grant and verified token (the next requests start over)."""
         self._identities.clear()

@@ -15,7 +15,8 @@ What travels (length-prefixed JSON frames, :func:`send_frame`/:class:`FrameReade
   epoch so that a worker it restarts starts unsealed.
 - ``seal``: a unit was sealed on purpose; every worker seals it, the hub forgets its keys.
 - ``key``/``forget``: a key changed: the data-plane cache entry and the unit's handles must go
-  everywhere at once, not after the cache's TTL. The worker that made the change waits until
+  everywhere at once, not after the cache's TTL. ``key`` with ``cache: identities`` does the
+  same for a principal's cached grants (a revoked role, a deleted principal or API key). The worker that made the change waits until
   every sibling has dropped the entry (``ack``s, collected by the hub) before it answers, so
   once a disable returns no worker wraps with that key.
 - ``call``/``ret``: the ceremony console. Custodians' parts are sealed to a transport key and
@@ -40,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from kyok.auth._cache import TtlCache
 from kyok.errors import KyokError, Unavailable
 from kyok.kms.cache import KeyCache
 from kyok.unit.directory import UnitDirectory
@@ -172,6 +174,7 @@ class NodeLink:
         units: the worker's crypto units.
         cache: the key service's data-plane cache.
         console: the ceremony console (the unit worker runs forwarded calls on it).
+        identities: the auth service's grant cache (None: nothing to keep in step).
     """
 
     def __init__(
@@ -181,8 +184,10 @@ class NodeLink:
         units: UnitDirectory,
         cache: KeyCache,
         console: Any,
+        identities: TtlCache[tuple[str, str], Any] | None = None,
     ) -> None:
         self.index = index
+        self._identities = identities
         self._sock = sock
         self._units = units
         self._cache = cache
@@ -206,6 +211,8 @@ class NodeLink:
             self._pool = ThreadPoolExecutor(4, thread_name_prefix="kyok-link-call")
         self._units.observe(self._unit_changed, self._unit_forgot)
         self._cache.on_invalidate = self._key_changed
+        if self._identities is not None:
+            self._identities.on_invalidate = self._identity_changed
         for name, target in (("kyok-link-read", self._read), ("kyok-link-sync", self._sync)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -218,6 +225,8 @@ class NodeLink:
         that sealing is this process's, not the node's)."""
         self._closed = True
         self._cache.on_invalidate = None
+        if self._identities is not None:
+            self._identities.on_invalidate = None
         for unit in self._units.loaded():
             unit.on_change = None
             unit.on_forget = None
@@ -253,13 +262,22 @@ class NodeLink:
         self._send({"t": "forget", "unit": unit.unit_id, "owner": owner_id})
 
     def _key_changed(self, instance_id: str, key_id: str | None) -> None:
+        self._acked_change({"t": "key", "instance": instance_id, "key": key_id})
+
+    def _identity_changed(self, key: tuple[str, str] | None) -> None:
+        self._acked_change(
+            {"t": "key", "cache": "identities", "key": list(key) if key is not None else None}
+        )
+
+    def _acked_change(self, message: dict[str, Any]) -> None:
+        """Tell the siblings and wait until each has applied it (or :data:`ACK_TIMEOUT`)."""
         if self._closed:
             return
         call_id = next(self._ids)
         call = _Call()
         self._calls[call_id] = call
         try:
-            self._send({"t": "key", "instance": instance_id, "key": key_id, "id": call_id})
+            self._send({**message, "id": call_id})
             if not call.done.wait(ACK_TIMEOUT):
                 log.warning("a sibling worker did not confirm dropping a changed key in time")
         finally:
@@ -319,6 +337,14 @@ class NodeLink:
             for unit in self._units.loaded():
                 if unit.unit_id == message["unit"]:
                     unit.seal_quietly()
+        elif kind == "key" and message.get("cache") == "identities":
+            if self._identities is not None:
+                key = message.get("key")
+                if key is None:
+                    self._identities.clear(propagate=False)
+                else:
+                    self._identities.invalidate((str(key[0]), str(key[1])), propagate=False)
+            self._send({"t": "ack", "id": message.get("id"), "to": message.get("from")})
         elif kind == "key":
             key_id = message.get("key")
             if key_id is None:

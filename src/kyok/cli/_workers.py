@@ -194,7 +194,12 @@ def worker_main() -> None:
     node = open_node(settings)
     node.worker = index
     link = NodeLink(
-        socket.socket(fileno=int(link_fd)), index, node.units, node.key_cache, node.unit_console
+        socket.socket(fileno=int(link_fd)),
+        index,
+        node.units,
+        node.key_cache,
+        node.unit_console,
+        getattr(node.auth, "identity_cache", None),
     )
     if index != UNIT_WORKER:
         node.unit_console = RemoteUnitConsole(link, node.unit_console)
