@@ -5,10 +5,13 @@ handler, which *sleeps* 1, 2, 5, 10 … 100 ms between attempts while the holder
 again and again. With several worker processes on one database file (``server.workers``) each
 with its own group committer, that starved one worker for hundreds of milliseconds (measured:
 bench/workers.py, p99 from 8 ms to 100-960 ms). The gate puts the writers in line first: a
-thread lock among the threads of a process, and an ``flock`` on ``<database>.write-lock`` among
-processes, which the waiting side polls at sub-millisecond steps. SQLite's own lock stays the
-guard of correctness: a writer that cannot pass the gate within :data:`GATE_TIMEOUT` seconds goes
-on without it and meets SQLite's busy handling as before.
+thread lock among the threads of a process, and among processes an ``flock`` on
+``<database>.write-lock``, which the waiting side polls at sub-millisecond steps. Turns are
+fair: a process must first hold ``<database>.write-queue`` to wait for the gate, and lets it go
+once through, so a process that just wrote and wants to write again queues behind the one
+already waiting instead of taking the gate straight back. SQLite's own lock stays the guard of
+correctness: a writer that cannot pass the gate within :data:`GATE_TIMEOUT` seconds goes on
+without it and meets SQLite's busy handling as before.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ __all__ = ["GATE_TIMEOUT", "WriteGate", "gate_of", "set_gate"]
 GATE_TIMEOUT = 10.0
 """Seconds a writer waits at the gate before it goes on without it."""
 
-_FIRST_POLL = 50e-6
-_MAX_POLL = 500e-6
+_FIRST_POLL = 20e-6
+_MAX_POLL = 200e-6
 
 _GATES: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
 
@@ -38,12 +41,15 @@ class WriteGate:
     file, by every process that opens the same file.
 
     Args:
-        path: the lock file (created with mode 0600; it holds nothing).
+        path: the lock file (created with mode 0600; it holds nothing). The queue's lock file
+            is beside it (``.write-queue`` instead of its suffix).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        queue = path.with_suffix(".write-queue")
+        self._queue_fd = os.open(queue, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._local = threading.Lock()
         self._holder: int | None = None
 
@@ -57,17 +63,15 @@ class WriteGate:
         deadline = time.monotonic() + GATE_TIMEOUT
         if not self._local.acquire(timeout=GATE_TIMEOUT):
             return False
-        delay = _FIRST_POLL
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self._local.release()
-                    return False
-                time.sleep(delay)
-                delay = min(delay * 2, _MAX_POLL)
+        if not _lock(self._queue_fd, deadline):
+            self._local.release()
+            return False
+        try:
+            if not _lock(self._fd, deadline):
+                self._local.release()
+                return False
+        finally:
+            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
         self._holder = id(owner)
         return True
 
@@ -81,8 +85,23 @@ class WriteGate:
         self._local.release()
 
     def close(self) -> None:
-        """Close the lock file."""
+        """Close the lock files."""
         os.close(self._fd)
+        os.close(self._queue_fd)
+
+
+def _lock(fd: int, deadline: float) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, polling until ``deadline``; False if it passed."""
+    delay = _FIRST_POLL
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, _MAX_POLL)
 
 
 def set_gate(engine: Engine, gate: WriteGate) -> None:
