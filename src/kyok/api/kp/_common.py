@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Message, Receive
 
+from kyok.api.errors import ClientDisconnected, PayloadTooLarge
 from kyok.api.responses import JSON, error_responses, json_response, no_content
 from kyok.auth.context import AuthContext
 from kyok.auth.roles import Permission
@@ -28,6 +30,7 @@ __all__ = [
     "get_media",
     "json_response",
     "no_content",
+    "read_body",
 ]
 
 KEY_MEDIA = "application/vnd.ibm.kms.key+json"
@@ -120,3 +123,32 @@ async def get_media(request: Request) -> Media:
 
 
 MediaTypes = Annotated[Media, Depends(get_media)]
+
+
+async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The whole request body of a raw-ASGI fast path, at most ``limit`` bytes.
+
+    Args:
+        receive: the ASGI receive callable.
+        declared: the request's Content-Length header, if any.
+        limit: the largest body accepted.
+
+    Raises:
+        PayloadTooLarge: the declared or the received body is larger than ``limit`` (413).
+        ClientDisconnected: the client went away first (499).
+    """
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -21,14 +21,12 @@ to the audit middleware, which logs it and answers a bare 500, as it does for th
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kyok.api.errors import (
-    ClientDisconnected,
-    PayloadTooLarge,
     kyok_error_response,
 )
-from kyok.api.kp._common import Media
+from kyok.api.kp._common import Media, read_body
 from kyok.api.kp.routes_keys import create_key, serve_create
 from kyok.api.ports import NodePort
 from kyok.errors import KyokError
@@ -87,7 +85,7 @@ class KeyCreateFastPath:
         client = scope.get("client")
 
         async def read(limit: int) -> bytes:
-            return await _body(receive, headers.get("content-length"), limit)
+            return await read_body(receive, headers.get("content-length"), limit)
 
         try:
             response = await serve_create(
@@ -113,22 +111,3 @@ def _headers(scope: Scope) -> dict[str, str]:
     for key, value in scope["headers"]:
         out.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
     return out
-
-
-async def _body(receive: Receive, declared: str | None, limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes (413 above it)."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)

@@ -26,17 +26,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kyok.api.audit import CallRecorder, request_audit_of, target_id_of
 from kyok.api.deps import check_network
 from kyok.api.errors import (
     ClientDisconnected,
-    PayloadTooLarge,
     internal_error_response,
     kyok_error_response,
 )
-from kyok.api.kp._common import Media
+from kyok.api.kp._common import Media, read_body
 from kyok.api.kp.routes_actions import (
     rewrap,
     rewrap_action,
@@ -125,7 +124,12 @@ class DataPlaneFastPath:
             )
             client = scope.get("client")
             check_network(self.node, ctx.instance_id, client[0] if client else None)
-            raw = await _body(receive, headers, self.node.settings.server.max_body_bytes)
+            declared = headers.get(b"content-length")
+            raw = await read_body(
+                receive,
+                declared.decode("latin-1") if declared is not None else None,
+                self.node.settings.server.max_body_bytes,
+            )
             response = json_response(
                 action(ctx, self.node, match.group(1), raw), 200, self.media.action
             )
@@ -192,23 +196,3 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     for key, value in scope["headers"]:
         out.setdefault(key.lower(), value)
     return out
-
-
-async def _body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes (413 above it)."""
-    declared = headers.get(b"content-length", b"")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
