@@ -294,26 +294,49 @@ class CryptoUnit:
         recovered: dict[int, bytes] = {}
         for _register, record in state.records():
             mk = self._seal.recover(state.unit_id, record.epoch)
-            if mk is None:
+            if mk is not None:
+                recovered[record.epoch] = mk
+        checked = self._checked_keys(state, recovered, f"the {self._seal.kind} seal", entries)
+        for epoch, mk in (checked or {}).items():
+            self._install(epoch, mk)
+
+    def _checked_keys(
+        self,
+        state: UnitState,
+        keys: Mapping[int, bytes],
+        source: str,
+        entries: list[StoredTranscriptEntry] | None = None,
+    ) -> dict[int, bytes] | None:
+        """The master keys of ``keys`` whose epoch the transcript records with a matching MKVP
+        (``source`` names where a wrong one came from, in the log); None, and the unit marked
+        tampered, when the current one is among them but the transcript fails the MAC check
+        (§3.4 of docs/architecture.md). ``entries``: the stored transcript, if already read."""
+        records = {record.epoch: record for _reg, record in state.records()}
+        good: dict[int, bytes] = {}
+        for epoch, mk in keys.items():
+            record = records.get(epoch)
+            if record is None:
                 continue
             if compute_mkvp(mk) != record.mkvp:
                 log.error(
-                    "the %s seal returned a wrong master key for epoch %d of unit %s",
-                    self._seal.kind,
-                    record.epoch,
+                    "%s gave a wrong master key for epoch %d of unit %s",
+                    source,
+                    epoch,
                     state.unit_id,
                 )
                 continue
-            recovered[record.epoch] = mk
-        if state.current is not None and state.current.epoch in recovered:
+            good[epoch] = mk
+        current = state.current
+        if current is not None and current.epoch in good:
+            if entries is None:
+                entries = self._store.transcript(state.unit_id)
             try:
-                self._authenticate(entries, state, recovered[state.current.epoch])
+                self._authenticate(entries, state, good[current.epoch])
             except UnitTampered as exc:
                 log.error("unit %s stays sealed: %s", state.unit_id, exc.message)
                 self._tampered = exc.message
-                return
-        for epoch, mk in recovered.items():
-            self._install(epoch, mk)
+                return None
+        return good
 
     # ------------------------------------------------------------------ properties
 
@@ -913,25 +936,12 @@ class CryptoUnit:
         self.refresh()
         with self._lock:
             state = self._state
-            records = {record.epoch: record for _reg, record in state.records()}
-            good = {
-                epoch: mk
-                for epoch, mk in keys.items()
-                if epoch in records
-                and epoch not in self._mk
-                and compute_mkvp(mk) == records[epoch].mkvp
-            }
-            current = state.current
-            if current is not None and current.epoch in good:
-                try:
-                    self._authenticate(
-                        self._store.transcript(state.unit_id), state, good[current.epoch]
-                    )
-                except UnitTampered as exc:
-                    log.error("unit %s stays sealed: %s", state.unit_id, exc.message)
-                    self._tampered = exc.message
-                    return
-            for epoch in [e for e in self._mk if e not in records]:
+            new = {epoch: mk for epoch, mk in keys.items() if epoch not in self._mk}
+            good = self._checked_keys(state, new, "a sibling worker")
+            if good is None:
+                return
+            recorded = {record.epoch for _reg, record in state.records()}
+            for epoch in [e for e in self._mk if e not in recorded]:
                 del self._mk[epoch]
                 self._kek.pop(epoch, None)
             for epoch, mk in good.items():
