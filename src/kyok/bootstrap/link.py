@@ -273,13 +273,19 @@ class NodeLink:
         """Tell the siblings and wait until each has applied it (or :data:`ACK_TIMEOUT`)."""
         if self._closed:
             return
+        if self._request(message, ACK_TIMEOUT) is None:
+            log.warning("a sibling worker did not confirm dropping a changed key in time")
+
+    def _request(self, message: Mapping[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send ``message`` with a fresh id and wait for the ``ret`` with that id (None: no
+        answer within ``timeout`` seconds, or the link closed)."""
         call_id = next(self._ids)
         call = _Call()
         self._calls[call_id] = call
         try:
             self._send({**message, "id": call_id})
-            if not call.done.wait(ACK_TIMEOUT):
-                log.warning("a sibling worker did not confirm dropping a changed key in time")
+            call.done.wait(timeout)
+            return call.reply
         finally:
             self._calls.pop(call_id, None)
 
@@ -328,15 +334,15 @@ class NodeLink:
             except KyokError as exc:
                 log.error("unit %s: keys from a sibling worker not taken: %s", unit_id, exc.message)
             else:
-                unit = next((u for u in self._units.loaded() if u.unit_id == unit_id), None)
+                unit = self._units.loaded_unit(unit_id)
                 if unit is not None:
                     n, keys = unit.shared_keys()
                     self._sent[unit_id] = (n, frozenset(keys))
         elif kind == "seal":
+            unit = self._units.loaded_unit(str(message["unit"]))
             self._sent.pop(str(message["unit"]), None)
-            for unit in self._units.loaded():
-                if unit.unit_id == message["unit"]:
-                    unit.seal_quietly()
+            if unit is not None:
+                unit.seal_quietly()
         elif kind == "key" and message.get("cache") == "identities":
             if self._identities is not None:
                 key = message.get("key")
@@ -355,9 +361,9 @@ class NodeLink:
         elif kind == "ready":
             self._ready.set()
         elif kind == "forget":
-            for unit in self._units.loaded():
-                if unit.unit_id == message["unit"]:
-                    unit.forget(str(message["owner"]), propagate=False)
+            unit = self._units.loaded_unit(str(message["unit"]))
+            if unit is not None:
+                unit.forget(str(message["owner"]), propagate=False)
         elif kind == "call" and self._pool is not None:
             self._pool.submit(self._serve_call, message)
         elif kind == "ret":
@@ -407,18 +413,12 @@ class NodeLink:
             KyokError: what the unit worker raised (same class).
             Unavailable: the unit worker did not answer in :data:`CALL_TIMEOUT` seconds.
         """
-        call_id = next(self._ids)
-        call = _Call()
-        self._calls[call_id] = call
-        try:
-            self._send({"t": "call", "id": call_id, "m": method, "a": list(args)})
-            if not call.done.wait(CALL_TIMEOUT) or call.reply is None:
-                raise Unavailable("the node's unit worker did not answer")
-            if "err" in call.reply:
-                raise decode_error(call.reply["err"])
-            return call.reply.get("ok")
-        finally:
-            self._calls.pop(call_id, None)
+        reply = self._request({"t": "call", "m": method, "a": list(args)}, CALL_TIMEOUT)
+        if reply is None:
+            raise Unavailable("the node's unit worker did not answer")
+        if "err" in reply:
+            raise decode_error(reply["err"])
+        return reply.get("ok")
 
 
 class RemoteUnitConsole:

@@ -128,6 +128,10 @@ class UnitDirectory:
         if unit is not None:
             unit.seal()
 
+    def loaded_unit(self, unit_id: str) -> CryptoUnit | None:
+        """The unit ``unit_id`` if this process has opened it (None: not opened; never opens)."""
+        return self._units.get(unit_id)
+
     def loaded(self) -> list[CryptoUnit]:
         """The units opened so far."""
         return list(self._units.values())
