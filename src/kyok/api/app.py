@@ -25,7 +25,7 @@ from kyok.api.iam import build_iam_router
 from kyok.api.kp import Media
 from kyok.api.kp import build_router as kp_router
 from kyok.api.kp.create_fastpath import KeyCreateFastPath
-from kyok.api.kp.fastpath import DataPlaneFastPath, is_fast_path
+from kyok.api.kp.fastpath import DataPlane, DataPlaneFastPath, is_fast_path
 from kyok.api.ledger import build_router as ledger_router
 from kyok.api.metrics import Metrics
 from kyok.api.middleware import RequestContextMiddleware
@@ -84,7 +84,10 @@ def create_app(node: NodePort) -> FastAPI:
     # The canonical key creation skips the framework's routing (kyok.api.kp.create_fastpath);
     # innermost, so the audit middleware records it as it records the route.
     app.add_middleware(KeyCreateFastPath, node=node, media=app.state.kp_media)
-    app.add_middleware(DataPlaneFastPath, node=node, media=app.state.kp_media, recorder=recorder)
+    # The data plane is also served straight from the socket (kyok.api.fast_protocol), which
+    # finds it here.
+    app.state.data_plane = DataPlane(node, app.state.kp_media, recorder)
+    app.add_middleware(DataPlaneFastPath, plane=app.state.data_plane)
     app.add_middleware(AuditMiddleware, recorder=recorder, self_recording=is_fast_path)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     openapi.install(app)

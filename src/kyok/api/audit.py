@@ -24,6 +24,7 @@ header value, a body, a query string or a secret.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -41,6 +42,7 @@ from kyok.kms.ledger import (
     SYSTEM_LEDGER,
     AuditEvent,
     AuditUnavailable,
+    ChainedEvent,
     GroupCommitter,
     RequestAudit,
     call_event,
@@ -218,16 +220,24 @@ class CallRecorder:
         try:
             await self.writer.submit_async(event)
         except AuditUnavailable:
-            ledger = event.instance_id
-            if (
-                event.action in FAIL_OPEN_ACTIONS
-                and ledger != SYSTEM_LEDGER
-                and self.fail_open(ledger)
-            ):
-                log.warning("audit ledger unavailable: %s served fail-open", event.action)
-                self.writer.defer(event)
-                return
-            raise
+            if not self.served_open(event):
+                raise
+
+    def submit(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
+        """Queue ``event`` from the event loop; the future is done once it is durable, or
+        failed with :class:`AuditUnavailable` (then ask :meth:`served_open`)."""
+        return self.writer.submit_async(event)
+
+    def served_open(self, event: AuditEvent) -> bool:
+        """After ``event`` could not be written: whether its call is served anyway (a wrap,
+        unwrap or rewrap of an instance that fails open). If so, the event waits in memory
+        until the ledger takes writes again."""
+        ledger = event.instance_id
+        if event.action in FAIL_OPEN_ACTIONS and ledger != SYSTEM_LEDGER and self.fail_open(ledger):
+            log.warning("audit ledger unavailable: %s served fail-open", event.action)
+            self.writer.defer(event)
+            return True
+        return False
 
 
 def target_id_of(value: object) -> str:

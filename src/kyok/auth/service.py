@@ -441,12 +441,13 @@ class AuthService:
         token = _bearer_token(bearer)
         if not instance_id:
             raise MissingInstance()
-        claimed = unverified_instance(token)
+        claims = self._verified.get(token)
+        # A token seen before names its instance in its verified claims.
+        claimed = unverified_instance(token) if claims is None else claims.instance_id
         if claimed is not None and claimed != instance_id:
             raise TokenInvalid("the access token was not issued for this instance")
         verifier = self._verifier(instance_id)
         now = int(self._clock.now().timestamp())
-        claims = self._verified.get(token)
         if claims is None or claims.instance_id != instance_id:
             claims = verify_access_token(token, verifier.public_key, now=now, leeway=self._leeway)
             self._remember_token(token, claims)

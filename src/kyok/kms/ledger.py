@@ -73,6 +73,7 @@ __all__ = [
     "AuditPublicKey",
     "AuditQuery",
     "AuditUnavailable",
+    "ChainedEvent",
     "GroupCommitter",
     "Ledger",
     "LedgerReader",

@@ -18,6 +18,7 @@ it is the exception under load, and its result is cached.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -45,15 +46,17 @@ from kyok.api.kp.routes_actions import (
     wrap_action,
 )
 from kyok.api.ports import NodePort
-from kyok.api.responses import json_response
 from kyok.auth.context import AuthContext
 from kyok.auth.errors import MissingInstance
 from kyok.errors import KyokError
 from kyok.kms.ledger import AuditEvent, AuditUnavailable, call_event
 
-__all__ = ["DataPlaneFastPath", "is_fast_path"]
+__all__ = ["DataPlane", "DataPlaneFastPath", "Served", "is_fast_path"]
 
 log = logging.getLogger("kyok.api")
+
+#: Renders as Starlette's JSONResponse does (compact, UTF-8, no NaN).
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 _PATH = re.compile(r"/api/v2/keys/([^/]+)/actions/(wrap|unwrap|rewrap)")
 
@@ -81,103 +84,200 @@ _ACTIONS: dict[str, tuple[Action, _Route]] = {
 }
 
 
-class DataPlaneFastPath:
-    """ASGI middleware: serve the canonical wrap/unwrap/rewrap requests, pass the rest on.
+@dataclass(slots=True)
+class Served:
+    """A data-plane call's answer, before it is recorded.
 
-    Args:
-        app: the FastAPI application (everything else).
-        node: the node.
-        media: the response content types.
+    Attributes:
+        status: the HTTP status.
+        body: the JSON body (the action's result or the error envelope).
+        media_type: its content type.
+        reason: the error's reason code (None on success).
+        ctx: the authenticated caller (None when authentication failed).
+        instance: the ``Bluemix-Instance`` the caller named ("" for none).
     """
 
-    def __init__(
-        self, app: ASGIApp, node: NodePort, media: Media, recorder: CallRecorder | None = None
-    ) -> None:
-        self.app = app
+    status: int
+    body: bytes
+    media_type: str
+    reason: str | None
+    ctx: AuthContext | None
+    instance: str
+
+    @classmethod
+    def of(
+        cls, response: Response, reason: str | None, ctx: AuthContext | None, instance: str
+    ) -> Served:
+        """A rendered response (an error envelope) as a :class:`Served`."""
+        media_type = response.media_type or "application/json"
+        return cls(response.status_code, bytes(response.body), media_type, reason, ctx, instance)
+
+    def response(self) -> Response:
+        """As a Starlette response (the same bytes and headers the routes send)."""
+        return Response(self.body, self.status, media_type=self.media_type)
+
+
+class DataPlane:
+    """Serves the canonical wrap/unwrap/rewrap requests; shared by :class:`DataPlaneFastPath`
+    (ASGI) and :mod:`kyok.api.fast_protocol` (HTTP/1.1 straight from the socket).
+
+    Args:
+        node: the node.
+        media: the response content types.
+        recorder: where the calls' events go (None: not recorded, for tests of the routes).
+    """
+
+    def __init__(self, node: NodePort, media: Media, recorder: CallRecorder | None = None) -> None:
         self.node = node
         self.media = media
         self.recorder = recorder
+        self.max_body = node.settings.server.max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
-            await self.app(scope, receive, send)
-            return
-        match = _PATH.fullmatch(scope["path"])
-        if match is None:
-            await self.app(scope, receive, send)
-            return
-        name = match.group(2)
-        action, route = _ACTIONS[name]
-        scope["route"] = route
-        scope["path_params"] = {"id": match.group(1)}  # as the router would
-        ctx: AuthContext | None = None
-        instance = ""
-        reason: str | None = None
-        try:
+    @staticmethod
+    def route(path: str) -> tuple[str, str] | None:
+        """``(action name, key id)`` when ``path`` is a canonical data-plane path."""
+        match = _PATH.fullmatch(path)
+        return None if match is None else (match.group(2), match.group(1))
+
+    @staticmethod
+    def tag(scope: Scope, name: str, key_id: str) -> None:
+        """Put the route and its path parameters in ``scope``, as the router would (the
+        metrics, the access log and the error renderer read them)."""
+        scope["route"] = _ACTIONS[name][1]
+        scope["path_params"] = {"id": key_id}
+
+    def caller(
+        self, scope: Scope, headers: dict[bytes, bytes] | None = None
+    ) -> tuple[AuthContext, str]:
+        """Authenticate the request in ``scope`` and check its address.
+
+        Args:
+            scope: the request.
+            headers: its headers by lower-case name, if already at hand.
+
+        Returns:
+            The caller and the instance it named.
+
+        Raises:
+            KyokError: no instance, a bad or missing token, a refused address.
+        """
+        if headers is None:
             headers = _headers(scope)
-            instance = (headers.get(b"bluemix-instance") or b"").decode("latin-1").strip()
-            if not instance:
-                raise MissingInstance()
-            authorization = headers.get(b"authorization")
-            ctx = self.node.auth.authenticate(
-                None if authorization is None else authorization.decode("latin-1"), instance
-            )
-            client = scope.get("client")
-            check_network(self.node, ctx.instance_id, client[0] if client else None)
-            declared = headers.get(b"content-length")
-            raw = await read_body(
-                receive,
-                declared.decode("latin-1") if declared is not None else None,
-                self.node.settings.server.max_body_bytes,
-            )
-            response = json_response(
-                action(ctx, self.node, match.group(1), raw), 200, self.media.action
-            )
-        except ClientDisconnected:
-            return  # nobody to answer, nothing served
-        except KyokError as exc:
-            response = kyok_error_response(scope, exc)
-            reason = exc.code
-        except Exception:
-            log.exception("request failed with an unexpected error")
-            response = internal_error_response(scope)
-            reason = "INTERNAL_SERVER_ERR"
-        if self.recorder is not None:
-            try:
-                await self.recorder.record(
-                    self._event(scope, name, match.group(1), ctx, instance, response, reason)
-                )
-            except AuditUnavailable as exc:
-                response = kyok_error_response(scope, exc)
-        await response(scope, receive, send)
+        instance = (headers.get(b"bluemix-instance") or b"").decode("latin-1").strip()
+        if not instance:
+            raise MissingInstance()
+        authorization = headers.get(b"authorization")
+        ctx = self.node.auth.authenticate(
+            None if authorization is None else authorization.decode("latin-1"), instance
+        )
+        client = scope.get("client")
+        check_network(self.node, ctx.instance_id, client[0] if client else None)
+        return ctx, instance
 
-    def _event(
-        self,
-        scope: Scope,
-        name: str,
-        key_id: str,
-        ctx: AuthContext | None,
-        instance: str,
-        response: Response,
-        reason: str | None,
-    ) -> AuditEvent:
+    def serve(self, scope: Scope, name: str, key_id: str, raw: bytes) -> Served:
+        """Authenticate, authorize and run the action on a request whose body is ``raw``."""
+        try:
+            ctx, _ = self.caller(scope)
+        except KyokError as exc:
+            return self.failed(scope, exc, None)
+        except Exception:
+            return self.crashed(scope, None)
+        return self.act(scope, name, key_id, ctx, raw)
+
+    def act(self, scope: Scope, name: str, key_id: str, ctx: AuthContext, raw: bytes) -> Served:
+        """Run the action for an authenticated caller; every error becomes its envelope."""
+        try:
+            body = _ACTIONS[name][0](ctx, self.node, key_id, raw)
+            rendered = _JSON.encode(body).encode("utf-8")
+            return Served(200, rendered, self.media.action, None, ctx, ctx.instance_id)
+        except KyokError as exc:
+            return self.failed(scope, exc, ctx)
+        except Exception:
+            return self.crashed(scope, ctx)
+
+    @staticmethod
+    def failed(scope: Scope, exc: KyokError, ctx: AuthContext | None) -> Served:
+        """The error envelope of ``exc``."""
+        instance = _instance_header(scope)
+        return Served.of(kyok_error_response(scope, exc), exc.code, ctx, instance)
+
+    @staticmethod
+    def crashed(scope: Scope, ctx: AuthContext | None) -> Served:
+        """A 500 without detail for an unexpected error (logged with its traceback)."""
+        log.exception("request failed with an unexpected error")
+        instance = _instance_header(scope)
+        return Served.of(internal_error_response(scope), "INTERNAL_SERVER_ERR", ctx, instance)
+
+    def event(self, scope: Scope, name: str, key_id: str, served: Served) -> AuditEvent:
         """The call's audit event (this path records its own calls: see kyok.api.audit)."""
         assert self.recorder is not None
         request = request_audit_of(scope, "token")  # Key Protect's calls carry an access token
+        ctx = served.ctx
         if ctx is not None:
             request.principal_id = ctx.principal.id
             request.principal_type = ctx.principal.kind.value
-        ledger = self.recorder.ledger_for(ctx.instance_id if ctx is not None else instance or None)
+        ledger = self.recorder.ledger_for(
+            ctx.instance_id if ctx is not None else served.instance or None
+        )
         return call_event(
             request,
             instance_id=ledger,
             action=_AUDIT_ACTIONS[name],
             target_id=target_id_of(key_id),
             target_type="kms/key",
-            status=response.status_code,
-            reason_code=reason,
+            status=served.status,
+            reason_code=served.reason,
             at=datetime.now(UTC),
         )
+
+
+class DataPlaneFastPath:
+    """ASGI middleware: serve the canonical wrap/unwrap/rewrap requests, pass the rest on.
+
+    Args:
+        app: the FastAPI application (everything else).
+        plane: what serves them.
+    """
+
+    def __init__(self, app: ASGIApp, plane: DataPlane) -> None:
+        self.app = app
+        self.plane = plane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        found = DataPlane.route(scope["path"])
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        plane = self.plane
+        name, key_id = found
+        plane.tag(scope, name, key_id)
+        ctx: AuthContext | None = None
+        try:
+            headers = _headers(scope)
+            ctx, _ = plane.caller(scope, headers)
+            declared = headers.get(b"content-length")
+            raw = await read_body(
+                receive,
+                declared.decode("latin-1") if declared is not None else None,
+                plane.max_body,
+            )
+            served = plane.act(scope, name, key_id, ctx, raw)
+        except ClientDisconnected:
+            return  # nobody to answer, nothing served
+        except KyokError as exc:
+            served = plane.failed(scope, exc, ctx)
+        except Exception:
+            served = plane.crashed(scope, ctx)
+        response = served.response()
+        if plane.recorder is not None:
+            try:
+                await plane.recorder.record(plane.event(scope, name, key_id, served))
+            except AuditUnavailable as exc:
+                response = kyok_error_response(scope, exc)
+        await response(scope, receive, send)
 
 
 def is_fast_path(scope: Scope) -> bool:
@@ -188,6 +288,11 @@ def is_fast_path(scope: Scope) -> bool:
         and not scope.get("query_string")
         and _PATH.fullmatch(scope["path"]) is not None
     )
+
+
+def _instance_header(scope: Scope) -> str:
+    """The ``Bluemix-Instance`` the request named ("" for none)."""
+    return (_headers(scope).get(b"bluemix-instance") or b"").decode("latin-1").strip()
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
