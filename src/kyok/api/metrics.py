@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -103,6 +104,9 @@ class Metrics:
             ["operation", "outcome"],
             registry=self.registry,
         )
+        # The labelled children of each (method, route, status, operation) seen: labels() checks
+        # and locks on every call, and the set is small (route templates, not paths).
+        self._children: dict[tuple[str, str, int, str], tuple[Any, Any, Any]] = {}
         self.registry.register(_UnitCollector(overview))
         if ledger_stats is not None:
             self.registry.register(_LedgerCollector(ledger_stats))
@@ -117,13 +121,31 @@ class Metrics:
             seconds: how long it took.
             key_op: the key operation's name, or "" for other requests.
         """
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        found = self._children.get((method, route, status, key_op))
+        if found is None:
+            found = self._labelled(method, route, status, key_op)
+        requests, latency, operation = found
+        requests.inc()
+        latency.observe(seconds)
+        if operation is not None:
+            operation.inc()
+
+    def _labelled(self, method: str, route: str, status: int, key_op: str) -> tuple[Any, Any, Any]:
+        """The children for one label set (remembered; at most a few thousand sets)."""
+        operation = None
         if key_op:
             outcome = (
                 "success" if status < 400 else "client_error" if status < 500 else "server_error"
             )
-            self.key_operations.labels(key_op, outcome).inc()
+            operation = self.key_operations.labels(key_op, outcome)
+        found = (
+            self.requests.labels(method, route, str(status)),
+            self.latency.labels(method, route),
+            operation,
+        )
+        if len(self._children) < 4096:
+            self._children[(method, route, status, key_op)] = found
+        return found
 
     def render(self) -> bytes:
         """The text exposition of every metric."""

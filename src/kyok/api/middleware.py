@@ -37,16 +37,27 @@ access_log = logging.getLogger("kyok.access")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def _header(scope: Scope, *names: bytes) -> str | None:
-    wanted = {n.lower() for n in names}
-    found: dict[bytes, str] = {}
+_ID_HEADERS = (b"x-request-id", b"correlation-id", b"x-correlation-id")
+
+
+def _id_headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request's id headers (the first of each), in one pass over its headers."""
+    found: dict[bytes, bytes] = {}
     for key, value in scope.get("headers", ()):
-        if key.lower() in wanted and key.lower() not in found:
-            found[key.lower()] = value.decode("latin-1")
+        name = key.lower()
+        if name in _ID_HEADERS and name not in found:
+            found[name] = value
+    return found
+
+
+def _sane(found: dict[bytes, bytes], *names: bytes) -> str | None:
+    """The first of ``names`` given as a sane token (a caller's id is echoed, so no more)."""
     for name in names:
-        value = found.get(name.lower())
-        if value is not None and _TOKEN_RE.fullmatch(value.strip()):
-            return value.strip()
+        raw = found.get(name)
+        if raw is not None:
+            value = raw.decode("latin-1").strip()
+            if _TOKEN_RE.fullmatch(value):
+                return value
     return None
 
 
@@ -71,8 +82,9 @@ def _new_correlation_id() -> str:
 def request_ids(scope: Scope) -> tuple[str, str]:
     """The request's id and correlation id: the caller's when they are sane tokens, else new
     ones (128 random bits in hex, and a version-4 UUID)."""
-    request_id = _header(scope, b"x-request-id") or _new_request_id()
-    correlation = _header(scope, b"correlation-id", b"x-correlation-id") or _new_correlation_id()
+    found = _id_headers(scope)
+    request_id = _sane(found, b"x-request-id") or _new_request_id()
+    correlation = _sane(found, b"correlation-id", b"x-correlation-id") or _new_correlation_id()
     return request_id, correlation
 
 

@@ -79,6 +79,21 @@ CORRELATION_LABEL: Final = b"kyok/audit/correlate/v1"
 
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _ACTION_RE = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
+
+#: Action names that passed :func:`_check_action` (a few dozen in practice; bounded).
+_GOOD_ACTIONS: set[str] = set()
+
+
+def _check_action(action: object) -> None:
+    """A dotted lowercase name of at most 128 characters (``ValueError``); remembered."""
+    if not isinstance(action, str) or not _ACTION_RE.fullmatch(action):
+        raise ValueError("action must be a dotted lowercase name such as kms.secrets.wrap")
+    if len(action) > 128:
+        raise ValueError("action is longer than 128 characters")
+    if len(_GOOD_ACTIONS) < 1024:
+        _GOOD_ACTIONS.add(action)
+
+
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -295,11 +310,10 @@ class AuditEvent:
             raise ValueError("seq must be an integer >= 0")
         if not isinstance(self.event_time, datetime) or self.event_time.tzinfo is None:
             raise ValueError("event_time must be a timezone-aware datetime")
-        object.__setattr__(self, "event_time", self.event_time.astimezone(UTC))
-        if not isinstance(self.action, str) or not _ACTION_RE.fullmatch(self.action):
-            raise ValueError("action must be a dotted lowercase name such as kms.secrets.wrap")
-        if len(self.action) > 128:
-            raise ValueError("action is longer than 128 characters")
+        if self.event_time.tzinfo is not UTC:
+            object.__setattr__(self, "event_time", self.event_time.astimezone(UTC))
+        if self.action not in _GOOD_ACTIONS:
+            _check_action(self.action)
         if self.outcome not in OUTCOMES:
             raise ValueError("outcome must be 'success' or 'failure'")
         _text(self.reason_code, "reason code", optional=True, limit=64)

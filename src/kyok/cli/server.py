@@ -242,6 +242,10 @@ def _configure_logging(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    # One access line per request, written in batches (kyok.cli.access_log).
+    from kyok.cli import access_log
+
+    access_log.install("kyok.access", sys.stderr, _LOG_FORMAT)
     logging.getLogger("kyok").setLevel(level.upper())
 
 

@@ -132,7 +132,7 @@ class RequestAudit:
 
     def initiator(self) -> Initiator:
         """The initiator of the request's events."""
-        return Initiator(
+        return _initiator(
             self.principal_id or "anonymous",
             self.principal_type or "unauthenticated",
             self.credential,
@@ -462,6 +462,35 @@ def audit_event_of(event: KmsEvent, request: RequestAudit | None) -> AuditEvent:
     )
 
 
+#: Initiators and targets of calls, built (and checked) once per distinct value: they are
+#: immutable, and a busy data plane names the same few callers and keys over and over.
+_INITIATORS: dict[tuple[str, str, str, str | None], Initiator] = {}
+_TARGETS: dict[tuple[str, str, str | None], Target] = {}
+_MEMO_SIZE = 4096
+
+
+def _initiator(id: str, type: str, credential: str, address: str | None) -> Initiator:
+    key = (id, type, credential, address)
+    found = _INITIATORS.get(key)
+    if found is None:
+        found = Initiator(id, type, credential, address)
+        if len(_INITIATORS) >= _MEMO_SIZE:
+            _INITIATORS.clear()
+        _INITIATORS[key] = found
+    return found
+
+
+def _target(id: str, type: str, key_version: str | None) -> Target:
+    key = (id, type, key_version)
+    found = _TARGETS.get(key)
+    if found is None:
+        found = Target(id, type, key_version=key_version)
+        if len(_TARGETS) >= _MEMO_SIZE:
+            _TARGETS.clear()
+        _TARGETS[key] = found
+    return found
+
+
 def call_event(
     request: RequestAudit,
     *,
@@ -482,7 +511,7 @@ def call_event(
         action=action,
         outcome="success" if status < 400 else "failure",
         initiator=request.initiator(),
-        target=Target(target_id, target_type, key_version=request.key_version),
+        target=_target(target_id, target_type, request.key_version),
         reason_code=reason_code,
         status=status,
         correlation_id=request.correlation_id,
