@@ -24,6 +24,7 @@ application it built, and the program refuses to start otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -46,6 +47,15 @@ class NoRecorder:
 
     async def record(self, _event: Any) -> None:
         return None
+
+    def submit(self, _event: Any) -> asyncio.Future[None]:
+        """A future that is already done (the socket-level data plane waits on it)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def served_open(self, _event: Any) -> bool:
+        return True
 
 
 class PassThrough:

@@ -125,9 +125,9 @@ def plane(served: ServeFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pla
     answered: list[str] = []
     real = FastDataPlaneProtocol._answer
 
-    def spy(self: FastDataPlaneProtocol, name: str, key_id: str, raw: bytes) -> None:
+    def spy(self: FastDataPlaneProtocol, reply: Any, name: str, key_id: str, raw: bytes) -> None:
         answered.append(name)
-        real(self, name, key_id, raw)
+        real(self, reply, name, key_id, raw)
 
     monkeypatch.setattr(FastDataPlaneProtocol, "_answer", spy)
     yield Plane(running, {**headers, "Content-Type": "application/json"}, key, answered)
@@ -277,6 +277,27 @@ def test_what_the_protocol_does_not_take_still_works(plane: Plane) -> None:
     assert plane.answered == []
     # Each of them is on the record all the same.
     assert [e.event.action for e in plane.events()[-4:]] == ["kms.secrets.wrap"] * 4
+
+
+def test_an_unexpected_error_is_a_500_and_the_connection_goes_on(
+    plane: Plane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kyok.api.kp.fastpath import DataPlane
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(DataPlane, "event", broken)
+    sock, stream = plane.connect()
+    with sock, stream:
+        sock.sendall(plane.wrap(os.urandom(32)))
+        failed = read_reply(stream)
+        monkeypatch.undo()
+        sock.sendall(plane.wrap(os.urandom(32)))
+        served = read_reply(stream)
+    assert failed.status == 500
+    assert failed.json()["resources"][0]["reasons"][0]["code"] == "INTERNAL_SERVER_ERR"
+    assert served.status == 200 and "ciphertext" in served.json()
 
 
 def test_a_client_that_leaves_before_the_body_is_not_answered(plane: Plane) -> None:

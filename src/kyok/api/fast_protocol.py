@@ -122,7 +122,16 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
             return
         name, key_id = self._fast
         self._fast = None
-        self._answer(name, key_id, b"".join(self._body))
+        reply = _Reply(keep_alive=self.parser.should_keep_alive())
+        self._replies.append(reply)
+        try:
+            self._answer(reply, name, key_id, b"".join(self._body))
+        except Exception:  # never leave a caller without an answer
+            log.exception("data-plane request failed with an unexpected error")
+            if not reply.ready:
+                scope = cast(Scope, self.scope)
+                served = Served.of(internal_error_response(scope), None, None, "")
+                self._settle(reply, scope, served, self._started)
         self._body = []
 
     # -- connection events
@@ -184,8 +193,9 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
             return None
         return match.group(2).decode("ascii"), match.group(1).decode("ascii")
 
-    def _answer(self, name: str, key_id: str, raw: bytes) -> None:
-        """Serve the request, queue its reply, and send it once its event is durable."""
+    def _answer(self, reply: _Reply, name: str, key_id: str, raw: bytes) -> None:
+        """Serve the request; send ``reply`` (queued in request order) once its event is
+        durable."""
         scope: Scope = cast(Scope, self.scope)
         scope["method"] = "POST"
         scope["path"] = self.url.decode("ascii")
@@ -196,8 +206,6 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
         plane = self.plane
         plane.tag(scope, name, key_id)
         served = plane.serve(scope, name, key_id, raw)
-        reply = _Reply(keep_alive=self.parser.should_keep_alive())
-        self._replies.append(reply)
         if len(self._replies) >= _MAX_REPLIES:
             self.flow.pause_reading()
         started = self._started
@@ -255,8 +263,10 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
         )
         reply.data = b"".join(head)
         reply.ready = True
-        log_served(self.metrics, scope, status, time.perf_counter() - started)
-        self._send_ready()
+        try:
+            log_served(self.metrics, scope, status, time.perf_counter() - started)
+        finally:
+            self._send_ready()
 
     def _send_ready(self) -> None:
         """Write the replies that are ready, in request order."""
