@@ -145,6 +145,37 @@ def test_a_batch_that_cannot_be_written_refuses_the_loops_waiters() -> None:
     assert len(results) == 4 and all(isinstance(r, AuditUnavailable) for r in results)
 
 
+def test_callbacks_run_on_their_loop_with_the_outcome() -> None:
+    ledger = RecordingLedger()
+    c = committer(ledger, commit_delay=5.0)
+
+    async def main(refuse: bool) -> list[tuple[object, bool]]:
+        ledger.refuse = refuse
+        loop = asyncio.get_running_loop()
+        seen: list[tuple[object, bool]] = []
+        done = loop.create_future()
+
+        def callback(chained: ChainedEvent | None) -> None:
+            assert asyncio.get_running_loop() is loop
+            seen.append((None if chained is None else chained.event.target.id, refuse))
+            if len(seen) == 3:
+                done.set_result(None)
+
+        for n in range(3):
+            c.submit_then(event(n), callback)
+        await asyncio.wait_for(done, 10)
+        return seen
+
+    try:
+        written = asyncio.run(main(refuse=False))
+        refused = asyncio.run(main(refuse=True))
+    finally:
+        c.stop()
+    assert written == [("key-0", False), ("key-1", False), ("key-2", False)]
+    assert refused == [(None, True)] * 3
+    assert ledger.batches == [3]  # one batch: the loop went round once before it was let go
+
+
 @pytest.mark.parametrize("loops", [2])
 def test_several_loops_share_one_committer(loops: int) -> None:
     ledger = RecordingLedger()

@@ -6,6 +6,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kyok.auth.principals import Principal
 from kyok.errors import InternalError
@@ -329,3 +331,10 @@ def test_handle_revoked_between_read_and_use_is_retried(fake_env, actor):
     res = service.wrap(instance, key.id, DEK)
     assert service.unwrap(instance, key.id, res.ciphertext).plaintext == DEK
     assert calls["n"] == 1
+
+
+@given(st.binary(min_size=16, max_size=16), st.binary(max_size=64))
+def test_the_version_named_by_a_ciphertext_is_its_header_uuid(raw: bytes, rest: bytes) -> None:
+    """``version_of`` writes the header's 16 bytes as ``str(uuid.UUID(bytes=...))`` does."""
+    ciphertext = bytes([wrapping.WRAP_VERSION]) + raw + bytes(wrapping.MIN_SIZE) + rest
+    assert wrapping.version_of(ciphertext) == str(uuid.UUID(bytes=raw))

@@ -24,7 +24,6 @@ header value, a body, a query string or a secret.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -223,10 +222,15 @@ class CallRecorder:
             if not self.served_open(event):
                 raise
 
-    def submit(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
-        """Queue ``event`` from the event loop; the future is done once it is durable, or
-        failed with :class:`AuditUnavailable` (then ask :meth:`served_open`)."""
-        return self.writer.submit_async(event)
+    def submit_then(self, event: AuditEvent, done: Callable[[bool], None]) -> None:
+        """Queue ``event`` from the running event loop; ``done`` runs on that loop with True
+        once it is durable (or the call is served fail-open, see :meth:`served_open`), False
+        when the call must be refused."""
+
+        def settled(chained: ChainedEvent | None) -> None:
+            done(chained is not None or self.served_open(event))
+
+        self.writer.submit_then(event, settled)
 
     def served_open(self, event: AuditEvent) -> bool:
         """After ``event`` could not be written: whether its call is served anyway (a wrap,

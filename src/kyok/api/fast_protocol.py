@@ -21,7 +21,6 @@ other through uvicorn's pipeline, started once the replies before it are out).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -39,8 +38,8 @@ from uvicorn.protocols.http.httptools_impl import (
 from kyok.api.errors import internal_error_response, kyok_error_response
 from kyok.api.kp.fastpath import DataPlane, Served
 from kyok.api.metrics import Metrics
-from kyok.api.middleware import log_served, request_ids
-from kyok.kms.ledger import AuditEvent, AuditUnavailable, ChainedEvent
+from kyok.api.middleware import ids_from, log_served
+from kyok.kms.ledger import AuditUnavailable
 
 __all__ = ["FastDataPlaneProtocol", "protocol_for"]
 
@@ -83,6 +82,7 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fast: tuple[str, str] | None = None
+        self._fast_headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
         self._started = 0.0
         self._replies: deque[_Reply] = deque()
@@ -181,16 +181,21 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
         match = _TARGET.fullmatch(self.url)
         if match is None:
             return None
-        length: bytes | None = None
+        first: dict[bytes, bytes] = {}  # by lower-case name (uvicorn lowered them)
         for name, value in self.headers:
-            if name == b"content-length":
-                if length is not None:
-                    return None
-                length = value
-            elif name == b"transfer-encoding":
-                return None
-        if length is None or not length.isdigit() or int(length) > self.plane.max_body:
+            if name not in first:
+                first[name] = value
+            elif name == b"content-length":
+                return None  # two lengths: let uvicorn judge
+        length = first.get(b"content-length")
+        if (
+            length is None
+            or b"transfer-encoding" in first
+            or not length.isdigit()
+            or int(length) > self.plane.max_body
+        ):
             return None
+        self._fast_headers = first
         return match.group(2).decode("ascii"), match.group(1).decode("ascii")
 
     def _answer(self, reply: _Reply, name: str, key_id: str, raw: bytes) -> None:
@@ -202,10 +207,11 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
         scope["raw_path"] = self.url
         scope["query_string"] = b""
         state = scope["state"]
-        state["request_id"], state["correlation_id"] = request_ids(scope)
+        headers = self._fast_headers
+        state["request_id"], state["correlation_id"] = ids_from(headers)
         plane = self.plane
         plane.tag(scope, name, key_id)
-        served = plane.serve(scope, name, key_id, raw)
+        served = plane.serve(scope, name, key_id, raw, headers)
         if len(self._replies) >= _MAX_REPLIES:
             self.flow.pause_reading()
         started = self._started
@@ -214,28 +220,15 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
             self._settle(reply, scope, served, started)
             return
         event = plane.event(scope, name, key_id, served)
-        waiter = recorder.submit(event)
-        waiter.add_done_callback(partial(self._recorded, reply, scope, served, event, started))
+        recorder.submit_then(event, partial(self._recorded, reply, scope, served, started))
 
     def _recorded(
-        self,
-        reply: _Reply,
-        scope: Scope,
-        served: Served,
-        event: AuditEvent,
-        started: float,
-        waiter: asyncio.Future[ChainedEvent],
+        self, reply: _Reply, scope: Scope, served: Served, started: float, written: bool
     ) -> None:
-        """The event is durable, or could not be written (fail closed unless open)."""
-        error = AuditUnavailable() if waiter.cancelled() else waiter.exception()
-        if error is not None:
-            recorder = self.plane.recorder
-            if isinstance(error, AuditUnavailable):
-                if recorder is None or not recorder.served_open(event):
-                    served = Served.of(kyok_error_response(scope, error), None, None, "")
-            else:
-                log.error("audit write failed unexpectedly: %s", type(error).__name__)
-                served = Served.of(internal_error_response(scope), None, None, "")
+        """The event is durable (or the call is served fail-open), or it could not be written
+        and the call is refused (fail closed)."""
+        if not written:
+            served = Served.of(kyok_error_response(scope, AuditUnavailable()), None, None, "")
         self._settle(reply, scope, served, started)
 
     def _settle(self, reply: _Reply, scope: Scope, served: Served, started: float) -> None:

@@ -19,7 +19,7 @@ import os
 import random
 import re
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -29,7 +29,7 @@ from kyok.api.errors import internal_error_response
 from kyok.api.metrics import Metrics
 from kyok.api.operations import current_operation
 
-__all__ = ["RequestContextMiddleware", "log_served", "request_ids"]
+__all__ = ["RequestContextMiddleware", "ids_from", "log_served", "request_ids"]
 
 log = logging.getLogger("kyok.api")
 access_log = logging.getLogger("kyok.access")
@@ -50,7 +50,7 @@ def _id_headers(scope: Scope) -> dict[bytes, bytes]:
     return found
 
 
-def _sane(found: dict[bytes, bytes], *names: bytes) -> str | None:
+def _sane(found: Mapping[bytes, bytes], *names: bytes) -> str | None:
     """The first of ``names`` given as a sane token (a caller's id is echoed, so no more)."""
     for name in names:
         raw = found.get(name)
@@ -82,7 +82,12 @@ def _new_correlation_id() -> str:
 def request_ids(scope: Scope) -> tuple[str, str]:
     """The request's id and correlation id: the caller's when they are sane tokens, else new
     ones (128 random bits in hex, and a version-4 UUID)."""
-    found = _id_headers(scope)
+    return ids_from(_id_headers(scope))
+
+
+def ids_from(found: Mapping[bytes, bytes]) -> tuple[str, str]:
+    """:func:`request_ids` from the request's headers by lower-case name (the first of
+    repeated ones)."""
     request_id = _sane(found, b"x-request-id") or _new_request_id()
     correlation = _sane(found, b"correlation-id", b"x-correlation-id") or _new_correlation_id()
     return request_id, correlation

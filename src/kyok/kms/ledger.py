@@ -547,19 +547,32 @@ class LedgerSink:
 
 @dataclass(slots=True)
 class _Pending:
-    """A queued event and who waits for it: a thread (``future``) or a coroutine (``waiter`` on
-    ``loop``), or nobody (``deferred``: served fail-open)."""
+    """A queued event and who waits for it: a thread (``future``), a coroutine (``waiter`` on
+    ``loop``) or a callback (``callback`` on ``loop``), or nobody (``deferred``: served
+    fail-open)."""
 
     event: AuditEvent
     future: Future[ChainedEvent] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    waiter: asyncio.Future[ChainedEvent] | None = None
+    waiter: asyncio.Future[ChainedEvent] | Callable[[ChainedEvent | None], None] | None = None
     deferred: bool = False
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[ChainedEvent], ChainedEvent | None]]) -> None:
-    """On an event loop: complete the waiters of one batch (None: refused)."""
+Outcome = tuple[
+    "asyncio.Future[ChainedEvent] | Callable[[ChainedEvent | None], None]", "ChainedEvent | None"
+]
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    """On an event loop: complete the waiters of one batch, or call their callbacks (None:
+    refused)."""
     for waiter, chained in outcomes:
+        if not isinstance(waiter, asyncio.Future):
+            try:
+                waiter(chained)
+            except Exception:  # one caller's failure must not keep the others waiting
+                log.exception("audit commit callback failed")
+            continue
         if waiter.done():
             continue  # the request went away meanwhile
         if chained is None:
@@ -571,9 +584,7 @@ def _settle(outcomes: list[tuple[asyncio.Future[ChainedEvent], ChainedEvent | No
 def _notify(batch: Sequence[_Pending], results: Sequence[ChainedEvent] | None) -> None:
     """Tell everyone waiting for ``batch`` how it went (``results`` None: it failed). Waiters
     on an event loop are woken with one call per loop and batch, not one per event."""
-    by_loop: dict[
-        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[ChainedEvent], ChainedEvent | None]]
-    ] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
     for i, pending in enumerate(batch):
         chained = None if results is None else results[i]
         if pending.future is not None and not pending.future.done():
@@ -672,6 +683,17 @@ class GroupCommitter:
         future: Future[ChainedEvent] = Future()
         self._enqueue(_Pending(event, future=future), flush=True)
         return future
+
+    def submit_then(
+        self, event: AuditEvent, callback: Callable[[ChainedEvent | None], None]
+    ) -> None:
+        """Queue ``event`` from the running event loop; ``callback`` runs on that loop with the
+        chained event once it is durable, or with None if it could not be written. (What
+        :meth:`submit_async` does without a future per event, for the socket-level data
+        plane.)"""
+        loop = asyncio.get_running_loop()
+        if self._enqueue(_Pending(event, loop=loop, waiter=callback), loop=loop):
+            loop.call_soon(self._tick, loop, self._queued)
 
     def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
         """Queue ``event`` from a coroutine; await the result (or :class:`AuditUnavailable`)."""

