@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import time
 from collections.abc import Iterator
 
@@ -78,3 +79,26 @@ def test_times_are_the_plain_formatters(created: float) -> None:
         record = logging.LogRecord("kyok.access", logging.INFO, "", 0, "x %s", ("y",), None)
         record.created, record.msecs = at, (at - int(at)) * 1000
         assert cached.format(record) == plain.format(record)
+
+
+def test_the_sink_writes_what_logging_would(logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    handler = install(logger.name, stream, FMT)
+    sink = handler.sink(logger.name)
+    assert sink is not None
+    logger.info("%s", "POST /api/v2/keys/{id}/actions/wrap 200 0.9ms request_id=r1")
+    sink("POST /api/v2/keys/{id}/actions/wrap 200 0.9ms request_id=r1")
+    handler.flush()
+    logged, sunk = stream.getvalue().splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    assert re.fullmatch(stamp + r" INFO    kyok\.test-access: POST .* request_id=r1", sunk)
+    assert logged[23:] == sunk[23:] and abs(_ms(logged) - _ms(sunk)) < 1000
+
+
+def test_no_sink_for_another_format(logger: logging.Logger) -> None:
+    handler = install(logger.name, io.StringIO(), "%(levelname)s %(message)s")
+    assert handler.sink(logger.name) is None
+
+
+def _ms(line: str) -> float:
+    return time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) * 1000 + int(line[20:23])

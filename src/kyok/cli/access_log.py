@@ -13,9 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["BatchedStreamHandler", "SecondCachingFormatter", "install"]
+__all__ = ["LINE_FORMAT", "BatchedStreamHandler", "SecondCachingFormatter", "install"]
+
+#: The server's log line (``kyok.cli.server``): the format :meth:`BatchedStreamHandler.sink`
+#: writes without logging's records.
+LINE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 class BatchedStreamHandler(logging.Handler):
@@ -54,7 +59,8 @@ class BatchedStreamHandler(logging.Handler):
     def flush(self) -> None:
         """Write the lines gathered so far, in one call."""
         with self._buffer_lock:
-            lines, self._lines = self._lines, []
+            lines = self._lines[:]
+            self._lines.clear()  # the same list: sink() appends to it
         if not lines:
             return
         try:
@@ -62,6 +68,31 @@ class BatchedStreamHandler(logging.Handler):
             self.stream.flush()
         except (OSError, ValueError):  # stream closed or broken: nothing sensible to do
             pass
+
+    def sink(self, logger_name: str) -> Callable[[str], None] | None:
+        """A writer of INFO lines of ``logger_name`` that skips building a
+        :class:`logging.LogRecord` (for ``kyok.api.middleware.access_sink``), writing what
+        :meth:`emit` would for ``logger.info("%s", message)``; None unless this handler's
+        format is :data:`LINE_FORMAT` (any other format goes through logging)."""
+        formatter = self.formatter
+        if (
+            not isinstance(formatter, SecondCachingFormatter)
+            or formatter.line_format != LINE_FORMAT
+        ):
+            return None
+        middle = f" {'INFO':<7} {logger_name}: "
+        lock, lines, now = self._buffer_lock, self._lines, time.time
+
+        def write(message: str) -> None:
+            created = now()
+            line = formatter.time_text(created) + middle + message
+            with lock:
+                lines.append(line)
+                full = len(lines) >= self.max_lines
+            if full:
+                self.flush()
+
+        return write
 
     def close(self) -> None:
         """Write what is left and stop the timer thread."""
@@ -80,6 +111,7 @@ class SecondCachingFormatter(logging.Formatter):
 
     def __init__(self, fmt: str) -> None:
         super().__init__(fmt)
+        self.line_format = fmt
         self._second = -1
         self._text = ""
 
@@ -87,11 +119,17 @@ class SecondCachingFormatter(logging.Formatter):
         """``YYYY-MM-DD HH:MM:SS,mmm`` in local time, as the default formatter writes it."""
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.time_text(record.created, record.msecs)
+
+    def time_text(self, created: float, msecs: float | None = None) -> str:
+        """:meth:`formatTime` of a record made at ``created`` (``time.time()``)."""
+        second = int(created)
         if second != self._second:
-            self._text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._text = time.strftime(self.default_time_format, self.converter(created))
             self._second = second
-        return f"{self._text},{int(record.msecs):03d}"  # the default msec format
+        if msecs is None:  # as LogRecord computes it
+            msecs = (created - second) * 1000
+        return f"{self._text},{int(msecs):03d}"  # the default msec format
 
 
 def install(logger_name: str, stream: TextIO, fmt: str) -> BatchedStreamHandler:

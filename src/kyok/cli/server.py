@@ -243,9 +243,11 @@ def _configure_logging(level: str) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     # One access line per request, written in batches (kyok.cli.access_log).
+    import kyok.api.middleware
     from kyok.cli import access_log
 
-    access_log.install("kyok.access", sys.stderr, _LOG_FORMAT)
+    handler = access_log.install("kyok.access", sys.stderr, _LOG_FORMAT)
+    kyok.api.middleware.access_sink = handler.sink("kyok.access")
     logging.getLogger("kyok").setLevel(level.upper())
 
 

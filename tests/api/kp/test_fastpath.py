@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kyok.api.app import create_app
 from kyok.auth.context import Grant
@@ -204,3 +206,15 @@ async def test_network_policies_answer_alike_on_both_paths(api: Api) -> None:
         f"/api/v2/keys/{key}/actions/wrap", content=body, headers=api.headers
     )
     assert ok.status_code == 200  # loopback is private
+
+
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+
+
+@given(st.dictionaries(_TEXT, st.one_of(_TEXT, st.dictionaries(_TEXT, _TEXT, max_size=3))))
+def test_results_render_as_jsonresponse_renders_them(body: dict[str, Any]) -> None:
+    """The data plane renders its results with orjson; the bytes are JSONResponse's."""
+    import orjson
+    from starlette.responses import JSONResponse
+
+    assert orjson.dumps(body) == JSONResponse(body).body

@@ -18,7 +18,6 @@ it is the exception under load, and its result is cached.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -54,9 +54,6 @@ from kyok.kms.ledger import AuditEvent, AuditUnavailable, call_event
 __all__ = ["DataPlane", "DataPlaneFastPath", "Served", "is_fast_path"]
 
 log = logging.getLogger("kyok.api")
-
-#: Renders as Starlette's JSONResponse does (compact, UTF-8, no NaN).
-_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 _PATH = re.compile(r"/api/v2/keys/([^/]+)/actions/(wrap|unwrap|rewrap)")
 
@@ -196,7 +193,7 @@ class DataPlane:
         """Run the action for an authenticated caller; every error becomes its envelope."""
         try:
             body = _ACTIONS[name][0](ctx, self.node, key_id, raw)
-            rendered = _JSON.encode(body).encode("utf-8")
+            rendered = orjson.dumps(body)  # as JSONResponse renders it (compact, UTF-8)
             return Served(200, rendered, self.media.action, None, ctx, ctx.instance_id)
         except KyokError as exc:
             return self.failed(scope, exc, ctx)
