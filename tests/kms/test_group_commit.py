@@ -198,3 +198,31 @@ def test_several_loops_share_one_committer(loops: int) -> None:
         c.stop()
     assert sorted(results) == sorted(100 * i + n for i in range(loops) for n in range(50))
     assert sum(ledger.batches) == 50 * loops
+
+
+def test_a_deferred_event_counts_as_waiting_until_it_is_written() -> None:
+    """``deferred`` (and the metric) cover a fail-open event until its batch is committed, not
+    only until the writer picks it up."""
+    ledger = RecordingLedger()
+    entered, release = threading.Event(), threading.Event()
+    real = ledger.append
+
+    def slow(uow: object, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
+        entered.set()
+        release.wait(10)
+        return real(uow, events)
+
+    ledger.append = slow  # type: ignore[method-assign]
+    c = committer(ledger)
+    try:
+        c.defer(event(1))
+        assert entered.wait(10)  # the writer holds it in a batch now
+        assert c.deferred == 1 and c.stats()["deferred"] == 1
+        release.set()
+        deadline = time.monotonic() + 10
+        while c.deferred and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert c.deferred == 0 and ledger.batches == [1]
+    finally:
+        release.set()
+        c.stop()

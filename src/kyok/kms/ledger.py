@@ -642,6 +642,7 @@ class GroupCommitter:
         self._batch = batch
         self._queue: list[_Pending] = []
         self._deferred: list[_Pending] = []
+        self._deferred_writing = 0  # deferred events moved into a batch, not yet committed
         self._retry_at = 0.0
         self.dropped = 0
         self._cond = threading.Condition()
@@ -760,7 +761,7 @@ class GroupCommitter:
         """Counters for metrics: events and batches committed, failed batches, events waiting
         (fail-open) and dropped."""
         with self._cond:
-            waiting = len(self._deferred)
+            waiting = len(self._deferred) + self._deferred_writing
         return {
             "events": self.events,
             "batches": self.batches,
@@ -773,7 +774,7 @@ class GroupCommitter:
     def deferred(self) -> int:
         """Events served fail-open that still wait to be written."""
         with self._cond:
-            return len(self._deferred)
+            return len(self._deferred) + self._deferred_writing
 
     def write(self, event: AuditEvent, timeout: float = 30.0) -> ChainedEvent:
         """Queue ``event`` and wait until it is committed.
@@ -796,6 +797,7 @@ class GroupCommitter:
                     self._cond.wait(timeout=1.0)
                 if self._deferred and time.monotonic() >= self._retry_at:
                     self._queue[:0] = self._deferred  # older than anything queued now
+                    self._deferred_writing += len(self._deferred)
                     self._deferred = []
                     self._flush = True
                 if not self._queue and self._stopping:
@@ -858,11 +860,17 @@ class GroupCommitter:
                 self.failed_batches += 1
                 with self._cond:
                     self._retry_at = time.monotonic() + 1.0
-                    self._deferred[:0] = [p for p in batch if p.deferred]
+                    back = [p for p in batch if p.deferred]
+                    self._deferred[:0] = back
+                    self._deferred_writing -= len(back)
                 _notify([p for p in batch if not p.deferred], None)
                 return
             self.batches += 1
             self.events += len(batch)
+            written = sum(1 for p in batch if p.deferred)
+            if written:
+                with self._cond:
+                    self._deferred_writing -= written
             self._ledger.load_keys()
             _notify(batch, _in_order(batch, chained))
             if self._on_commit is not None:
