@@ -10,7 +10,7 @@
 # envelope peers). Knobs of the single scripts (RUNS, DURATION, NO_DOC=1, ...) pass through.
 # Peers measured in the same run: moto (bench/wrap.sh, wrk), the PyKMIP server (bench/kmip_peer.py,
 # one Python generator for both it and kyok: KMIP is TTLV over mutual TLS, which wrk cannot send),
-# aws-encryption-sdk and Tink (bench/envelope.py). Takes about 50 minutes; a log of each bench
+# aws-encryption-sdk and Tink (bench/envelope.py). Takes about 30 minutes; a log of each bench
 # is kept in bench/results/run-<time>/. bench/start.py prints JSON only (start to serving of the
 # dev node); the others rewrite their sections of docs/benchmarks.md.
 set -uo pipefail
