@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the HTTP stack, settings and the node load when a server st
     from kyok.bootstrap.link import NodeLink
     from kyok.settings import Settings
 
-__all__ = ["bind_socket", "build_server", "server"]
+__all__ = ["bind_socket", "build_server", "server", "workers_advice"]
 
 log = logging.getLogger("kyok.server")
 
@@ -233,6 +233,23 @@ def _no_core_dumps() -> None:
         log.warning("could not turn core dumps off")
 
 
+def workers_advice(settings: Settings) -> str | None:
+    """What an operator should know about ``server.workers`` with this store, or None.
+
+    On SQLite every call's audit event is committed through the one writer SQLite allows, so
+    several workers take turns at each commit: for wrap/unwrap at 16 connections two workers
+    served 0.8x of one (docs/benchmarks.md, "Several workers").
+    """
+    if settings.server.workers > 1 and settings.resolved_database_url.startswith("sqlite"):
+        return (
+            f"{settings.server.workers} workers on SQLite: every call's audit event is committed "
+            "by one writer at a time, so the workers take turns and serve the data plane no "
+            "faster than one (measured 0.8x for wrap/unwrap); use one worker, or PostgreSQL "
+            "with the load spread over instances (docs/server.md)"
+        )
+    return None
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=_LOG_FORMAT)
     # The format names no source line, thread or process: skip collecting them for every
@@ -404,6 +421,9 @@ def _start(
 
         node.close()  # the workers open their own; dev-sealed units unseal from the seal file
         log.info("kyok listening on %s with %d workers", url, settings.server.workers)
+        advice = workers_advice(settings)
+        if advice:
+            log.warning("%s", advice)
         code = supervise(settings, sock)
         if code:
             raise typer.Exit(code)
