@@ -35,7 +35,6 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from kyok.api.errors import internal_error_response, kyok_error_response
 from kyok.api.kp.fastpath import DataPlane, Served
 from kyok.api.metrics import Metrics
 from kyok.api.middleware import ids_from, log_served
@@ -126,12 +125,10 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
         self._replies.append(reply)
         try:
             self._answer(reply, name, key_id, b"".join(self._body))
-        except Exception:  # never leave a caller without an answer
-            log.exception("data-plane request failed with an unexpected error")
+        except Exception:  # never leave a caller without an answer (crashed() logs it)
             if not reply.ready:
                 scope = cast(Scope, self.scope)
-                served = Served.of(internal_error_response(scope), None, None, "")
-                self._settle(reply, scope, served, self._started)
+                self._settle(reply, scope, DataPlane.crashed(scope, None), self._started)
         self._body = []
 
     # -- connection events
@@ -228,7 +225,7 @@ class FastDataPlaneProtocol(HttpToolsProtocol):
         """The event is durable (or the call is served fail-open), or it could not be written
         and the call is refused (fail closed)."""
         if not written:
-            served = Served.of(kyok_error_response(scope, AuditUnavailable()), None, None, "")
+            served = DataPlane.failed(scope, AuditUnavailable(), None)
         self._settle(reply, scope, served, started)
 
     def _settle(self, reply: _Reply, scope: Scope, served: Served, started: float) -> None:

@@ -108,22 +108,15 @@ def log_served(metrics: Metrics, scope: Scope, status: int, elapsed: float) -> N
     if not access_log.isEnabledFor(logging.INFO):
         return
     state = scope.get("state") or {}
+    message = (
+        f"{method} {route} {status} {elapsed * 1000:.1f}ms "
+        f"request_id={state.get('request_id')} correlation_id={state.get('correlation_id')}"
+    )
     sink = access_sink
     if sink is not None:
-        sink(
-            f"{method} {route} {status} {elapsed * 1000:.1f}ms "
-            f"request_id={state.get('request_id')} correlation_id={state.get('correlation_id')}"
-        )
-        return
-    access_log.info(
-        "%s %s %d %.1fms request_id=%s correlation_id=%s",
-        method,
-        route,
-        status,
-        elapsed * 1000,
-        state.get("request_id"),
-        state.get("correlation_id"),
-    )
+        sink(message)
+    else:
+        access_log.info("%s", message)
 
 
 class RequestContextMiddleware:

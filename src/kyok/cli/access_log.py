@@ -50,6 +50,10 @@ class BatchedStreamHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self._append(line)
+
+    def _append(self, line: str) -> None:
+        """Keep ``line`` for the next batch; write the batch now if it is full."""
         with self._buffer_lock:
             self._lines.append(line)
             full = len(self._lines) >= self.max_lines
@@ -59,8 +63,7 @@ class BatchedStreamHandler(logging.Handler):
     def flush(self) -> None:
         """Write the lines gathered so far, in one call."""
         with self._buffer_lock:
-            lines = self._lines[:]
-            self._lines.clear()  # the same list: sink() appends to it
+            lines, self._lines = self._lines, []
         if not lines:
             return
         try:
@@ -81,16 +84,10 @@ class BatchedStreamHandler(logging.Handler):
         ):
             return None
         middle = f" {'INFO':<7} {logger_name}: "
-        lock, lines, now = self._buffer_lock, self._lines, time.time
+        append, now = self._append, time.time
 
         def write(message: str) -> None:
-            created = now()
-            line = formatter.time_text(created) + middle + message
-            with lock:
-                lines.append(line)
-                full = len(lines) >= self.max_lines
-            if full:
-                self.flush()
+            append(formatter.time_text(now()) + middle + message)
 
         return write
 

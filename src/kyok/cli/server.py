@@ -44,8 +44,6 @@ __all__ = ["bind_socket", "build_server", "server", "workers_advice"]
 
 log = logging.getLogger("kyok.server")
 
-_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """Bind the listening socket before the server starts (so port 0 gets a known port).
@@ -251,7 +249,10 @@ def workers_advice(settings: Settings) -> str | None:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=_LOG_FORMAT)
+    import kyok.api.middleware
+    from kyok.cli import access_log
+
+    logging.basicConfig(level=level.upper(), format=access_log.LINE_FORMAT)
     # The format names no source line, thread or process: skip collecting them for every
     # record (the Python docs' "Optimization" advice; a stack walk and two system calls per
     # access-log line).
@@ -260,10 +261,7 @@ def _configure_logging(level: str) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     # One access line per request, written in batches (kyok.cli.access_log).
-    import kyok.api.middleware
-    from kyok.cli import access_log
-
-    handler = access_log.install("kyok.access", sys.stderr, _LOG_FORMAT)
+    handler = access_log.install("kyok.access", sys.stderr, access_log.LINE_FORMAT)
     kyok.api.middleware.access_sink = handler.sink("kyok.access")
     logging.getLogger("kyok").setLevel(level.upper())
 

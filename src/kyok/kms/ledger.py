@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -462,33 +463,19 @@ def audit_event_of(event: KmsEvent, request: RequestAudit | None) -> AuditEvent:
     )
 
 
-#: Initiators and targets of calls, built (and checked) once per distinct value: they are
-#: immutable, and a busy data plane names the same few callers and keys over and over.
-_INITIATORS: dict[tuple[str, str, str, str | None], Initiator] = {}
-_TARGETS: dict[tuple[str, str, str | None], Target] = {}
-_MEMO_SIZE = 4096
+# Initiators and targets of calls are built (and checked) once per distinct value: they are
+# immutable, and a busy data plane names the same few callers and keys over and over. A value
+# that fails its checks raises every time (lru_cache keeps only results).
 
 
+@functools.lru_cache(maxsize=4096)
 def _initiator(id: str, type: str, credential: str, address: str | None) -> Initiator:
-    key = (id, type, credential, address)
-    found = _INITIATORS.get(key)
-    if found is None:
-        found = Initiator(id, type, credential, address)
-        if len(_INITIATORS) >= _MEMO_SIZE:
-            _INITIATORS.clear()
-        _INITIATORS[key] = found
-    return found
+    return Initiator(id, type, credential, address)
 
 
+@functools.lru_cache(maxsize=4096)
 def _target(id: str, type: str, key_version: str | None) -> Target:
-    key = (id, type, key_version)
-    found = _TARGETS.get(key)
-    if found is None:
-        found = Target(id, type, key_version=key_version)
-        if len(_TARGETS) >= _MEMO_SIZE:
-            _TARGETS.clear()
-        _TARGETS[key] = found
-    return found
+    return Target(id, type, key_version=key_version)
 
 
 def call_event(
@@ -547,8 +534,8 @@ class LedgerSink:
 
 @dataclass(slots=True)
 class _Pending:
-    """A queued event and who waits for it: a thread (``future``), a coroutine (``waiter`` on
-    ``loop``) or a callback (``callback`` on ``loop``), or nobody (``deferred``: served
+    """A queued event and who waits for it: a thread (``future``), a coroutine or a callback
+    (``waiter`` on ``loop``: an asyncio future, or a function), or nobody (``deferred``: served
     fail-open)."""
 
     event: AuditEvent

@@ -143,9 +143,7 @@ class DataPlane:
         scope["route"] = _ACTIONS[name][1]
         scope["path_params"] = {"id": key_id}
 
-    def caller(
-        self, scope: Scope, headers: dict[bytes, bytes] | None = None
-    ) -> tuple[AuthContext, str]:
+    def caller(self, scope: Scope, headers: dict[bytes, bytes] | None = None) -> AuthContext:
         """Authenticate the request in ``scope`` and check its address.
 
         Args:
@@ -153,14 +151,14 @@ class DataPlane:
             headers: its headers by lower-case name, if already at hand.
 
         Returns:
-            The caller and the instance it named.
+            The caller.
 
         Raises:
             KyokError: no instance, a bad or missing token, a refused address.
         """
         if headers is None:
             headers = _headers(scope)
-        instance = (headers.get(b"bluemix-instance") or b"").decode("latin-1").strip()
+        instance = _instance_of(headers)
         if not instance:
             raise MissingInstance()
         authorization = headers.get(b"authorization")
@@ -169,7 +167,7 @@ class DataPlane:
         )
         client = scope.get("client")
         check_network(self.node, ctx.instance_id, client[0] if client else None)
-        return ctx, instance
+        return ctx
 
     def serve(
         self,
@@ -182,7 +180,7 @@ class DataPlane:
         """Authenticate, authorize and run the action on a request whose body is ``raw``
         (``headers``: by lower-case name, if already at hand)."""
         try:
-            ctx, _ = self.caller(scope, headers)
+            ctx = self.caller(scope, headers)
         except KyokError as exc:
             return self.failed(scope, exc, None)
         except Exception:
@@ -262,7 +260,7 @@ class DataPlaneFastPath:
         ctx: AuthContext | None = None
         try:
             headers = _headers(scope)
-            ctx, _ = plane.caller(scope, headers)
+            ctx = plane.caller(scope, headers)
             declared = headers.get(b"content-length")
             raw = await read_body(
                 receive,
@@ -291,13 +289,18 @@ def is_fast_path(scope: Scope) -> bool:
         scope["type"] == "http"
         and scope["method"] == "POST"
         and not scope.get("query_string")
-        and _PATH.fullmatch(scope["path"]) is not None
+        and DataPlane.route(scope["path"]) is not None
     )
 
 
 def _instance_header(scope: Scope) -> str:
     """The ``Bluemix-Instance`` the request named ("" for none)."""
-    return (_headers(scope).get(b"bluemix-instance") or b"").decode("latin-1").strip()
+    return _instance_of(_headers(scope))
+
+
+def _instance_of(headers: dict[bytes, bytes]) -> str:
+    """The ``Bluemix-Instance`` among headers by lower-case name ("" for none)."""
+    return (headers.get(b"bluemix-instance") or b"").decode("latin-1").strip()
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
