@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import base64, json, os, sys
 import keyprotect
 from keyprotect import bxauth
 
-url, api_key, instance = sys.argv[1:4]
+url, api_key, instance, tag = sys.argv[1:5]
 assert not hasattr(keyprotect, "IbmKeyProtectApiV2"), "this must be keyprotect 2.x"
 
 tm = bxauth.TokenManager(api_key=api_key, iam_endpoint=url)
@@ -63,7 +64,7 @@ std_material = os.urandom(24)
 out["std_material"] = b64(std_material)
 out["std"] = kp.create_key(name="py2-std", payload=std_material)
 out["std_get"] = kp.get_key(out["std"]["id"])
-imported = kp.create_key(name="py2-imported", payload=os.urandom(32), root=True, alias_list=["py2-alias"])
+imported = kp.create_key(name="py2-imported", payload=os.urandom(32), root=True, alias_list=[f"py2-alias-{tag}"])
 out["imported"] = imported
 
 # wrap with bytes (and aad), and with None (a DEK is generated)
@@ -87,7 +88,7 @@ out["rewrap"] = kp.rewrap(root["id"], out["wrap_bytes"]["ciphertext"], aad=["py2
 
 # rotate an imported key: without payload refused, with payload fine (by its alias, too)
 out["rotate_imported_without"] = error_of(lambda: kp.rotate_key(imported["id"]))
-out["rotate_imported_with"] = kp.rotate_key("py2-alias", payload=os.urandom(32))
+out["rotate_imported_with"] = kp.rotate_key(f"py2-alias-{tag}", payload=os.urandom(32))
 out["imported_after_rotate"] = kp.get_key(imported["id"])
 
 # list, disable/enable, delete (no Prefer: 204), restore, purge
@@ -105,13 +106,13 @@ out["purge"] = kp.purge_key(out["std"]["id"])
 out["get_purged"] = error_of(lambda: kp.get_key(out["std"]["id"]))
 
 # key rings and aliases
-kp.create_key_ring("py2-ring")
+kp.create_key_ring(f"py2-ring-{tag}")
 out["rings"] = [r["id"] for r in kp.get_key_rings()["resources"]]
-kp.set_key_ring(imported["id"], "default", "py2-ring")
+kp.set_key_ring(imported["id"], "default", f"py2-ring-{tag}")
 out["moved_ring"] = kp.get_key(imported["id"])["keyRingID"]
-out["alias"] = kp.create_key_alias(imported["id"], "py2-alias-2")
-kp.delete_key_alias(imported["id"], "py2-alias-2")
-out["aliases_after"] = kp.get_key("py2-alias")["aliases"]
+out["alias"] = kp.create_key_alias(imported["id"], f"py2-alias-2-{tag}")
+kp.delete_key_alias(imported["id"], f"py2-alias-2-{tag}")
+out["aliases_after"] = kp.get_key(f"py2-alias-{tag}")["aliases"]
 
 # import token, key policies, dual authorisation, instance policies, registrations
 out["token_created"] = kp.create_import_token(expiration=600, max_allowed_retrievals=2)
@@ -135,6 +136,9 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def results(kyok_server: LiveServer) -> dict[str, Any]:
+    # Aliases and key ring ids are unique per instance, and the server is the package's: when
+    # xdist sends this module's tests to a worker in two runs, the script runs twice on it.
+    tag = uuid.uuid4().hex[:8]
     env = {**os.environ, "PYTHONPATH": str(KEYPROTECT2)}
     done = subprocess.run(
         [
@@ -144,6 +148,7 @@ def results(kyok_server: LiveServer) -> dict[str, Any]:
             kyok_server.url,
             kyok_server.api_key,
             kyok_server.instance_id,
+            tag,
         ],
         capture_output=True,
         text=True,
@@ -153,7 +158,7 @@ def results(kyok_server: LiveServer) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return out
+    return {**out, "tag": tag}
 
 
 def b64d(text: str) -> bytes:
@@ -170,7 +175,7 @@ def test_create(results: dict[str, Any], kyok_server: LiveServer) -> None:
     assert results["std_get"]["payload"] == results["std_material"]
     imported = results["imported"]
     assert imported["imported"] is True and imported["extractable"] is False
-    assert imported["aliases"] == ["py2-alias"] and "payload" not in imported
+    assert imported["aliases"] == [f"py2-alias-{results['tag']}"] and "payload" not in imported
     assert root["id"] in results["listed_ids"] and imported["id"] in results["listed_ids"]
 
 
@@ -221,11 +226,14 @@ def test_delete_restore_and_purge(results: dict[str, Any]) -> None:
 
 
 def test_key_rings_and_aliases(results: dict[str, Any]) -> None:
-    assert {"default", "py2-ring"} <= set(results["rings"])
-    assert results["moved_ring"] == "py2-ring"
+    assert {"default", f"py2-ring-{results['tag']}"} <= set(results["rings"])
+    assert results["moved_ring"] == f"py2-ring-{results['tag']}"
     alias = results["alias"]["resources"][0]
-    assert alias["alias"] == "py2-alias-2" and alias["keyId"] == results["imported"]["id"]
-    assert results["aliases_after"] == ["py2-alias"]
+    assert (
+        alias["alias"] == f"py2-alias-2-{results['tag']}"
+        and alias["keyId"] == results["imported"]["id"]
+    )
+    assert results["aliases_after"] == [f"py2-alias-{results['tag']}"]
 
 
 def test_import_token(results: dict[str, Any]) -> None:
