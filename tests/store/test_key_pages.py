@@ -185,3 +185,12 @@ def test_other_backends_read_a_page_in_one_statement() -> None:
     stmt = sql_key_query.select_page(check_query(KeyQuery("i", states=ALL)), "sqlite")
     sql = str(stmt.compile(compile_kwargs={"literal_binds": True}))
     assert "JOIN" not in sql and "UNION" not in sql
+
+
+def test_pages_and_totals_through_the_buckets_are_the_same(
+    loaded: AnyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every query above with every offset counted as deep: where ``key_buckets`` answers
+    (PostgreSQL, id order, states only) it gives the memory store's pages and totals."""
+    monkeypatch.setattr(sql_key_query, "BUCKET_THRESHOLD", 0)
+    assert _answers(loaded) == _answers(_memory())

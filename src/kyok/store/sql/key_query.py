@@ -17,8 +17,22 @@ How a page is read on PostgreSQL (:func:`select_page`), for a million keys in on
   read every row's heap tuple for its state: at ``offset=900000`` that is 900,000 random heap
   reads (seconds) instead of 900,000 index entries (~0.15 s: still linear in the offset).
 
-Other backends read a page with one plain statement. On every backend a count that only needs
-to know whether it passes a bound stops there (``cap``).
+- A deep page (``offset >= BUCKET_THRESHOLD``) of such a list, or of one state, with no other
+  filter (:func:`bucketed`) skips the walk: ``key_buckets`` (migration 0006, kept exact by
+  triggers) holds how many keys of each state have ids starting with each 3-character prefix.
+  One statement sums the requested states per bucket in bucket order, finds the bucket holding
+  position ``offset`` and how many matches come before it, and reads the ids from that
+  bucket's prefix on (``id >= bucket``: a prefix sorts before every id it starts, and after
+  every id of an earlier bucket) with ``OFFSET offset - before``, through the same merged
+  per-state scans. The work is the ~4,096 bucket counts per state plus less than one bucket
+  of ids (~250 at a million keys), whatever the offset. One statement, so the counts and the
+  ids come from one snapshot (READ COMMITTED takes one per statement).
+- A count of such a list (no cap, or a cap of at least ``BUCKET_THRESHOLD``) is the sum of its
+  states' bucket counts.
+
+Other backends read a page with one plain statement (the triggers keep ``key_buckets`` right
+there too; only PostgreSQL reads it). On every backend a count that only needs to know
+whether it passes a bound stops there (``cap``).
 """
 
 from __future__ import annotations
@@ -26,11 +40,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     Text,
     and_,
     bindparam,
+    cast,
     exists,
     false,
     func,
@@ -41,12 +57,21 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.sql.elements import UnaryExpression
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import CTE, Subquery
 
 from kyok.store._keyquery import LIKE_ESCAPE, CheckedQuery, check_cap, escape_like
 from kyok.store.records import KeyFilter, KeySearch
 from kyok.store.sql.functions import fold
-from kyok.store.sql.tables import aliases, keys
+from kyok.store.sql.tables import aliases, key_buckets, keys
+
+#: Offsets from which a page of a :func:`bucketed` query is found through ``key_buckets``
+#: (below it, walking the ids is as cheap as summing the bucket counts), and the smallest cap
+#: for which a capped count sums them (a smaller cap stops after fewer index entries than there
+#: are bucket rows). Tests lower it.
+BUCKET_THRESHOLD = 10_000
+
+#: The dialects that read ``key_buckets`` (every dialect's triggers keep it).
+BUCKET_DIALECTS = frozenset({"postgresql"})
 
 
 def where(checked: CheckedQuery, *, state: int | None = None) -> ColumnElement[bool]:
@@ -98,6 +123,8 @@ def select_page(checked: CheckedQuery, dialect: str) -> Select[Any]:
         ``SELECT * FROM keys WHERE ... ORDER BY ... LIMIT ... OFFSET ...``.
     """
     query = checked.query
+    if dialect in BUCKET_DIALECTS and bucketed(checked) and query.offset >= BUCKET_THRESHOLD:
+        return _page_rows(checked, _bucketed_ids(checked))
     if dialect != "postgresql":
         # SQLite: the plain statement already walks an index in the page's order, with no
         # sort (tests/store/test_sqlite_engine.py pins that plan); ids first would add one.
@@ -119,22 +146,35 @@ def select_page(checked: CheckedQuery, dialect: str) -> Select[Any]:
             .offset(query.offset)
             .subquery("page")
         )
+    return _page_rows(checked, ids)
+
+
+def _page_rows(checked: CheckedQuery, ids: Subquery) -> Select[Any]:
+    """The full rows of the page whose ids are ``ids``, in the page's order."""
     return (
         select(keys)
-        .join(ids, and_(keys.c.instance_id == query.instance_id, keys.c.id == ids.c.id))
+        .join(ids, and_(keys.c.instance_id == checked.query.instance_id, keys.c.id == ids.c.id))
         .order_by(*order_by(checked))
     )
 
 
-def select_count(checked: CheckedQuery, cap: int | None = None) -> Select[Any]:
+def select_count(
+    checked: CheckedQuery, cap: int | None = None, dialect: str | None = None
+) -> Select[Any]:
     """How many keys ``checked`` matches (limit, offset and sort ignored).
 
     Args:
         checked: the query.
         cap: stop counting at this many (the answer is then ``min(matches, cap)``): enough to
             tell whether a count passes ``cap - 1``, without counting a million keys.
+        dialect: the SQLAlchemy dialect name; on ``postgresql`` a :func:`bucketed` query is
+            counted from ``key_buckets`` (unless ``cap`` is below ``BUCKET_THRESHOLD``).
     """
     check_cap(cap)
+    small_cap = cap is not None and cap < BUCKET_THRESHOLD
+    if dialect in BUCKET_DIALECTS and bucketed(checked) and not small_cap:
+        total = func.coalesce(func.sum(key_buckets.c.n), 0)
+        return select(total if cap is None else func.least(total, cap)).where(_bucket_rows(checked))
     if cap is None:
         return select(func.count()).select_from(keys).where(where(checked))
     matches = select(literal(1).label("one")).where(where(checked)).limit(cap).subquery()
@@ -175,6 +215,78 @@ def _merged_ids(checked: CheckedQuery) -> Subquery:
         .limit(query.limit)
         .offset(query.offset)
         .subquery("page")
+    )
+
+
+def bucketed(checked: CheckedQuery) -> bool:
+    """Whether ``key_buckets`` answers for ``checked``: its matches are exactly an instance's
+    keys in some states (no search, key ring, extractable or other filter), in ascending id
+    order (the order of the buckets)."""
+    query = checked.query
+    return (
+        checked.sort == (("id", False),)
+        and bool(checked.states)
+        and not checked.filters
+        and query.search is None
+        and query.key_ring_id is None
+        and query.extractable is None
+    )
+
+
+def _bucket_rows(checked: CheckedQuery) -> ColumnElement[bool]:
+    return and_(
+        key_buckets.c.instance_id == checked.query.instance_id,
+        key_buckets.c.state.in_(sorted(checked.states)),
+    )
+
+
+def _bucket_start(checked: CheckedQuery) -> CTE:
+    """One row, or none when ``offset`` is past the last match: the bucket holding the match
+    at position ``offset`` (0-based, in id order) and ``skip``, that position within the
+    matches of that bucket and the later ones (``offset`` minus the matches before it)."""
+    offset = checked.query.offset
+    sums = (
+        select(
+            key_buckets.c.bucket,
+            cast(func.sum(key_buckets.c.n), BigInteger).label("n"),
+        )
+        .where(_bucket_rows(checked))
+        .group_by(key_buckets.c.bucket)
+        .subquery("bucket_sums")
+    )
+    through = cast(func.sum(sums.c.n).over(order_by=sums.c.bucket), BigInteger)
+    running = select(sums.c.bucket, sums.c.n, (through - sums.c.n).label("before")).subquery(
+        "running"
+    )
+    return (
+        select(running.c.bucket, (literal(offset) - running.c.before).label("skip"))
+        .where(running.c.before <= offset, running.c.before + running.c.n > offset)
+        .cte("bucket_start")
+    )
+
+
+def _bucketed_ids(checked: CheckedQuery) -> Subquery:
+    """The page's ids, read from the bucket holding position ``offset`` on (PostgreSQL).
+
+    As :func:`_merged_ids`, one id-ordered index-only scan per state, merged, but each starts
+    at the bucket's prefix and stops after ``skip + limit`` ids, and the merge skips ``skip``.
+    With no start bucket (``offset`` past the end) the scans compare ids with NULL: no rows.
+    """
+    query = checked.query
+    start = _bucket_start(checked)
+    first_id = select(start.c.bucket).scalar_subquery()
+    skip = select(start.c.skip).scalar_subquery()
+    branches = [
+        select(keys.c.id)
+        .where(where(checked, state=state), keys.c.id >= first_id)
+        .order_by(keys.c.id)
+        .limit(skip + query.limit)
+        .subquery(f"state_{state}")
+        for state in sorted(checked.states)
+    ]
+    merged = union_all(*(select(b.c.id) for b in branches)).subquery("merged")
+    return (
+        select(merged.c.id).order_by(merged.c.id).limit(query.limit).offset(skip).subquery("page")
     )
 
 

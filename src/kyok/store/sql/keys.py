@@ -1,4 +1,9 @@
-"""Key metadata, with optimistic concurrency on ``row_version``."""
+"""Key metadata, with optimistic concurrency on ``row_version``.
+
+Triggers on ``keys`` keep ``key_buckets`` (migration 0006) in every write's transaction, and
+lock the bucket rows they change. :meth:`SqlKeyRepository.add_many` inserts in bucket order and
+kyok changes the state of (or deletes) one key per transaction: see 0006 for why these locks
+then cannot deadlock."""
 
 from __future__ import annotations
 
@@ -62,6 +67,12 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
     return values
 
 
+def _bucket_order(record: KeyRecord) -> tuple[str, int, str]:
+    """Sort key of the ``key_buckets`` row a key counts in (ids compare by code point, as
+    the byte-wise ``C`` collation does; a prefix orders its ids as the ids themselves)."""
+    return (record.instance_id, record.state, record.id)
+
+
 class SqlKeyRepository:
     """``KeyRepository`` over the ``keys`` table."""
 
@@ -75,8 +86,12 @@ class SqlKeyRepository:
         """Insert new keys with one statement (their ids are fresh: see ``insert_many``).
 
         The time columns' type converts to UTC (and refuses naive values) as it binds them.
+        The rows go in ``key_buckets`` order (instance, state, id): each insert's trigger then
+        locks its bucket row after those of the rows before it, so two batches never wait for
+        each other's bucket rows in a cycle (migration 0006).
         """
-        self._tx.insert_many(t, [key_values(r) for r in records], what="key")
+        ordered = sorted(records, key=_bucket_order)
+        self._tx.insert_many(t, [key_values(r) for r in ordered], what="key")
 
     def get(self, instance_id: str, key_id: str) -> KeyRecord | None:
         stmt = select(t).where(t.c.instance_id == instance_id, t.c.id == key_id)
@@ -109,7 +124,7 @@ class SqlKeyRepository:
 
     def count(self, query: KeyQuery, *, cap: int | None = None) -> int:
         """How many keys match ``query``; with ``cap``, at most ``cap`` (counting stops)."""
-        stmt = key_query.select_count(check_query(query), cap)
+        stmt = key_query.select_count(check_query(query), cap, self._tx.dialect_name)
         return int(self._tx.execute(stmt).scalar_one())
 
     def expiring(self, now: datetime, limit: int) -> list[KeyRecord]:

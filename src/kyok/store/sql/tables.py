@@ -86,6 +86,23 @@ keys = Table(
     Index(None, "expires_at"),
 )
 
+#: How many keys of an instance in one state have ids starting with ``bucket`` (their first
+#: 3 characters); a row exists only while ``n > 0``. Database triggers on ``keys`` keep it
+#: exact on every write (migration 0006, which documents them and their locking); nothing in
+#: kyok writes it. ``key_query`` reads it to find deep pages and totals without walking keys.
+key_buckets = Table(
+    "key_buckets",
+    metadata,
+    Column("instance_id", ident(), primary_key=True),
+    Column("state", Integer, primary_key=True),
+    Column("bucket", ident(), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+#: The triggers on ``keys`` that keep ``key_buckets`` on every backend (migration 0006; not in
+#: ``metadata``). PostgreSQL also has ``key_buckets_truncate``, and a function per trigger.
+KEY_BUCKET_TRIGGERS = frozenset({"key_buckets_insert", "key_buckets_update", "key_buckets_delete"})
+
 key_versions = Table(
     "key_versions",
     metadata,
