@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from kyok.audit import AuditEvent, ChainedEvent, CheckpointPolicy, Initiator, Target
+from kyok.audit.chain import ChainLink, EncodedEvent
 from kyok.kms.ledger import AuditUnavailable, GroupCommitter
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -41,13 +42,13 @@ class RecordingLedger:
         self.refuse = False
         self.lock = threading.Lock()
 
-    def append(self, _uow: object, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
+    def append_encoded(self, _uow: object, events: Sequence[EncodedEvent]) -> list[ChainLink]:
         if self.refuse:
             raise OSError("disk full")
-        chained = [ChainedEvent(e, bytes(32), bytes(32)) for e in events]
+        links = [ChainLink(e.instance_id, 0, bytes(32), bytes(32)) for e in events]
         with self.lock:
-            self.batches.append(len(chained))
-        return chained
+            self.batches.append(len(links))
+        return links
 
     def load_keys(self) -> None:
         return None
@@ -205,14 +206,14 @@ def test_a_deferred_event_counts_as_waiting_until_it_is_written() -> None:
     only until the writer picks it up."""
     ledger = RecordingLedger()
     entered, release = threading.Event(), threading.Event()
-    real = ledger.append
+    real = ledger.append_encoded
 
-    def slow(uow: object, events: Iterable[AuditEvent]) -> list[ChainedEvent]:
+    def slow(uow: object, events: Sequence[EncodedEvent]) -> list[ChainLink]:
         entered.set()
         release.wait(10)
         return real(uow, events)
 
-    ledger.append = slow  # type: ignore[method-assign]
+    ledger.append_encoded = slow  # type: ignore[method-assign]
     c = committer(ledger)
     try:
         c.defer(event(1))
@@ -226,3 +227,75 @@ def test_a_deferred_event_counts_as_waiting_until_it_is_written() -> None:
     finally:
         release.set()
         c.stop()
+
+
+def test_a_group_handed_over_together_hears_once_even_across_batches() -> None:
+    """``submit_batch_then`` (the multi-worker ledger writer's way in): one callback per group,
+    with every link in the order given, even when the group is split over two transactions."""
+    ledger = RecordingLedger()
+    c = committer(ledger, max_batch=3)
+    heard: list[list[ChainLink] | None] = []
+
+    async def main() -> None:
+        done = asyncio.get_running_loop().create_future()
+
+        def callback(links: list[ChainLink] | None) -> None:
+            heard.append(links)
+            done.set_result(None)
+
+        c.submit_batch_then([EncodedEvent.of(event(n)) for n in range(5)], callback)
+        await asyncio.wait_for(done, 5)
+        await asyncio.sleep(0.05)  # nothing more arrives
+
+    try:
+        asyncio.run(main())
+    finally:
+        c.stop()
+    assert ledger.batches == [3, 2]
+    assert len(heard) == 1 and heard[0] is not None and len(heard[0]) == 5
+    assert all(link.instance_id == "i1" for link in heard[0])
+
+
+def test_a_group_hears_none_once_when_any_part_cannot_be_written() -> None:
+    ledger = RecordingLedger()
+    ledger.refuse = True
+    c = committer(ledger, max_batch=2)
+    heard: list[list[ChainLink] | None] = []
+
+    async def main() -> None:
+        c.submit_batch_then([EncodedEvent.of(event(n)) for n in range(5)], heard.append)
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the group's other batches fail too: still one answer
+
+    try:
+        asyncio.run(main())
+    finally:
+        c.stop()
+    assert heard == [None]
+
+
+def test_a_deferred_group_is_kept_until_written_then_heard() -> None:
+    ledger = RecordingLedger()
+    ledger.refuse = True
+    c = committer(ledger)
+    heard: list[list[ChainLink] | None] = []
+
+    async def main() -> None:
+        c.submit_batch_then(
+            [EncodedEvent.of(event(n)) for n in range(2)], heard.append, deferred=True
+        )
+        await asyncio.sleep(0.2)
+        assert heard == [] and c.deferred == 2  # not given up while the ledger refuses
+        ledger.refuse = False
+        deadline = time.monotonic() + 10  # the committer retries kept events after ~1 s
+        while not heard and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    try:
+        asyncio.run(main())
+    finally:
+        c.stop()
+    assert len(heard) == 1 and heard[0] is not None and len(heard[0]) == 2
+    assert c.deferred == 0

@@ -231,6 +231,7 @@ def _per_worker(
     *,
     method: str = "POST",
     token: tuple[str, str] | None = None,
+    answered: dict[str, int] | None = None,
 ) -> dict[int, list[int]]:
     """POST ``path`` on ``tries`` fresh connections; the statuses by the worker that answered
     (each connection asks /health first, then makes the call on the same connection)."""
@@ -248,7 +249,7 @@ def _per_worker(
                 headers={**headers, "Correlation-Id": correlation},
                 json=body if method == "POST" else None,
             ).status_code
-            ANSWERED[correlation] = status
+            (ANSWERED if answered is None else answered)[correlation] = status
             seen.setdefault(worker, []).append(status)
     return seen
 
@@ -298,8 +299,49 @@ def test_custodians_unseal_a_two_worker_node_once(node: Node, prepared: Prepared
     _every_call_is_on_one_verified_chain(node.data, prepared)
 
 
-def _every_call_is_on_one_verified_chain(data: Path, prepared: Prepared) -> None:
-    """Both workers' events went through worker 0's committer into one chain that verifies."""
+def _ledger_writer(node: Node) -> int:
+    """The pid of the node's ledger writer (the child started without a listening socket)."""
+    for pid in node.workers():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        fds = next((v for v in environ if v.startswith(b"KYOK_WORKER_FDS=")), b"")
+        if fds.split(b":")[1:2] == [b"-"]:
+            return pid
+    raise AssertionError("no ledger writer among the node's processes")
+
+
+def test_a_killed_ledger_writer_is_replaced_and_every_answered_call_is_on_the_record(
+    node: Node, prepared: Prepared
+) -> None:
+    _load_part(node, prepared, prepared.custodians[0])
+    _load_part(node, prepared, prepared.custodians[1])
+    wrap = f"/api/v2/keys/{prepared.key_id}/actions/wrap"
+    answered: dict[str, int] = {}
+    seen = _per_worker(node, prepared, wrap, {}, tries=10, answered=answered)
+    assert all(s == 200 for codes in seen.values() for s in codes), seen
+    writer = _ledger_writer(node)
+    os.kill(writer, signal.SIGKILL)
+    # Calls go on: while no writer takes events a call waits (or, after 5 s, is refused with
+    # 503); a new writer is started and takes over.
+    deadline = time.monotonic() + 60
+    while True:
+        seen = _per_worker(node, prepared, wrap, {}, tries=10, answered=answered)
+        if set(seen) == {0, 1} and all(s == 200 for codes in seen.values() for s in codes):
+            break
+        assert all(s in (200, 503) for codes in seen.values() for s in codes), seen
+        assert time.monotonic() < deadline, seen
+    assert _ledger_writer(node) != writer
+    node.stop()
+    on_record = _every_call_is_on_one_verified_chain(node.data, prepared, answered)
+    assert sum(1 for c, s in answered.items() if s == 200 and c in on_record) >= 20
+
+
+def _every_call_is_on_one_verified_chain(
+    data: Path, prepared: Prepared, answered: dict[str, int] | None = None
+) -> set[str]:
+    """Both workers' events went through the node's ledger writer into one chain that
+    verifies, and every answered call (``answered``, default: every call ``_per_worker``
+    made) is on it with its outcome; a call refused because the ledger could not take its
+    event (503) may or may not be. Returns the correlation ids on the record."""
     settings = Settings.load(env={}, overrides={"data_dir": data, "seal": "shares"})
     with open_node(settings) as again:
         unit = again.units.for_instance(prepared.instance)
@@ -309,8 +351,10 @@ def _every_call_is_on_one_verified_chain(data: Path, prepared: Prepared) -> None
         checkpoints = again.audit_reader.checkpoints(prepared.instance, None, None, limit=10_000)
         public = again.audit_key(prepared.instance)
     by_correlation = {e.event.correlation_id: e.event for e in events if e.event.correlation_id}
-    assert ANSWERED and all(c in by_correlation for c in ANSWERED)
-    for correlation, status in ANSWERED.items():
+    calls = ANSWERED if answered is None else answered
+    kept = {c: status for c, status in calls.items() if status != 503}
+    assert kept and all(c in by_correlation for c in kept)
+    for correlation, status in kept.items():
         event = by_correlation[correlation]
         assert event.outcome == ("success" if status < 400 else "failure"), event
     assert [e.seq for e in events] == list(range(len(events)))
@@ -320,3 +364,4 @@ def _every_call_is_on_one_verified_chain(data: Path, prepared: Prepared) -> None
     assert public is not None
     report = verify(items, public, instance_id=prepared.instance, allow_unsigned_tail=True)
     assert report.ok, report.first_problem
+    return set(by_correlation)

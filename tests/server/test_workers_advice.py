@@ -1,5 +1,6 @@
 """The start-up warning for several workers on SQLite (kyok.cli.server.workers_advice): every
-call's audit event goes through SQLite's one writer, so workers take turns (docs/server.md)."""
+call's audit event is committed durably by the node's one ledger writer, which sets the pace
+(docs/server.md)."""
 
 from __future__ import annotations
 

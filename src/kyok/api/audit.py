@@ -42,7 +42,7 @@ from kyok.kms.ledger import (
     AuditEvent,
     AuditUnavailable,
     ChainedEvent,
-    GroupCommitter,
+    EventWriter,
     RequestAudit,
     call_event,
     current_request,
@@ -195,7 +195,7 @@ class CallRecorder:
 
     def __init__(
         self,
-        writer: GroupCommitter,
+        writer: EventWriter,
         instance_exists: Callable[[str], bool],
         fail_open: Callable[[str], bool] = lambda _instance: False,
     ) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from kyok.auth.context import AuthContext
 from kyok.kms.audit_settings import AuditSettings
 from kyok.kms.imports import ImportTokenService
-from kyok.kms.ledger import AuditPublicKey, GroupCommitter, Ledger, LedgerReader
+from kyok.kms.ledger import AuditPublicKey, EventWriter, Ledger, LedgerReader
 from kyok.kms.service import KeyService
 from kyok.settings import Settings
 
@@ -111,7 +111,7 @@ class NodePort(Protocol):
     def import_tokens(self) -> ImportTokenService: ...
 
     @property
-    def audit_writer(self) -> GroupCommitter: ...
+    def audit_writer(self) -> EventWriter: ...
 
     @property
     def audit_reader(self) -> LedgerReader: ...

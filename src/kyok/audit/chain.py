@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from datetime import datetime
+from typing import Any, Final, NamedTuple
 
 from kyok.audit.event import AuditEvent
 from kyok.crypto.encoding import ct_equal, lp
@@ -32,7 +33,9 @@ __all__ = [
     "GENESIS_LABEL",
     "Chain",
     "ChainHead",
+    "ChainLink",
     "ChainedEvent",
+    "EncodedEvent",
     "entry_hash",
     "entry_hash_of",
     "genesis_hash",
@@ -118,6 +121,40 @@ class ChainedEvent:
             parse_hash(obj["prevHash"], "prevHash"),
             parse_hash(obj["hash"], "hash"),
         )
+
+
+class EncodedEvent(NamedTuple):
+    """An event as a chain writer needs it: its canonical bytes cut around its ``seq``
+    (:meth:`AuditEvent.canonical_parts`) and the members the store repeats in columns. The
+    writer that places it joins ``head + digits of seq + tail``, exactly the bytes
+    :meth:`AuditEvent.canonical_bytes` gives at that seq, without the event itself (so a
+    multi-worker node's ledger writer never rebuilds events its workers made)."""
+
+    instance_id: str
+    event_time: datetime
+    action: str
+    outcome: str
+    head: bytes
+    tail: bytes
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> EncodedEvent:
+        """``event``, encoded (its own ``seq`` plays no part)."""
+        head, tail = event.canonical_parts()
+        return cls(event.instance_id, event.event_time, event.action, event.outcome, head, tail)
+
+    def body(self, seq: int) -> bytes:
+        """The canonical bytes of the event at position ``seq``."""
+        return b"%b%d%b" % (self.head, seq, self.tail)
+
+
+class ChainLink(NamedTuple):
+    """Where an appended event went: its instance, ``seq``, the hash before it and its own."""
+
+    instance_id: str
+    seq: int
+    prev_hash: bytes
+    hash: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ __all__ = [
     "CheckpointPolicy",
     "KeySigner",
     "Signer",
+    "checkpoint_over",
     "make_checkpoint",
 ]
 
@@ -172,13 +173,29 @@ def make_checkpoint(signer: Signer, last: ChainedEvent, *, issued_at: datetime) 
         last: the newest event the checkpoint covers.
         issued_at: now (aware), from the caller's clock.
     """
+    return checkpoint_over(signer, last.event.instance_id, last.seq, last.hash, issued_at=issued_at)
+
+
+def checkpoint_over(
+    signer: Signer, instance_id: str, seq: int, head_hash: bytes, *, issued_at: datetime
+) -> Checkpoint:
+    """Sign a checkpoint over ``instance_id``'s chain up to ``seq``, whose hash is ``head_hash``
+    (what :func:`make_checkpoint` does, for a writer that holds no :class:`ChainedEvent`).
+
+    Args:
+        signer: holds the instance's audit signing key.
+        instance_id: the chain's instance.
+        seq: the newest event the checkpoint covers.
+        head_hash: that event's chain hash.
+        issued_at: now (aware), from the caller's clock.
+    """
     if issued_at.tzinfo is None:
         raise ValueError("issued_at must be timezone-aware")
     key = signer.public_key()
     unsigned = Checkpoint(
-        instance_id=last.event.instance_id,
-        seq=last.seq,
-        head_hash=last.hash,
+        instance_id=instance_id,
+        seq=seq,
+        head_hash=head_hash,
         issued_at=parse_time(format_time(issued_at)),  # as it will read back
         key_id=key.fingerprint,
         algorithm=key.algorithm.value,

@@ -28,7 +28,14 @@ from kyok.errors import KyokError
 from kyok.kms.audit_settings import AuditSettings
 from kyok.kms.cache import KeyCache
 from kyok.kms.imports import ImportTokenService
-from kyok.kms.ledger import GroupCommitter, Ledger, LedgerReader, LedgerSink, unit_signers
+from kyok.kms.ledger import (
+    EventWriter,
+    GroupCommitter,
+    Ledger,
+    LedgerReader,
+    LedgerSink,
+    unit_signers,
+)
 from kyok.kms.service import KeyService
 from kyok.kms.timers import Timers
 from kyok.settings import Settings
@@ -82,7 +89,7 @@ class Node:
     unit_console: UnitConsole | RemoteUnitConsole
     import_tokens: ImportTokenService
     ledger: Ledger
-    audit_writer: GroupCommitter
+    audit_writer: EventWriter
     audit_reader: LedgerReader
     audit_settings: AuditSettings
     forwarders: list[Forwarder] = field(default_factory=list)

@@ -22,16 +22,21 @@ What travels (length-prefixed JSON frames, :func:`send_frame`/:class:`FrameReade
 - ``call``/``ret``: the ceremony console. Custodians' parts are sealed to a transport key and
   collected in buffers that live in one process, so every ``/api/v2/kyok/unit`` call runs in
   worker 0 (the *unit worker*); the others forward it (:class:`RemoteUnitConsole`).
+- ``ledger``: a socket passed with the message (``SCM_RIGHTS``): a new end of a ledger link
+  (:mod:`kyok.bootstrap.ledger_link`), for a worker when the node's ledger writer was started
+  again, or for the writer when a worker was (:meth:`Hub.pass_socket`, ``NodeLink.on_ledger``).
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import importlib
 import itertools
 import json
 import logging
+import os
 import queue
 import socket
 import struct
@@ -77,14 +82,20 @@ READY_TIMEOUT = 30.0
 _HEADER = struct.Struct(">I")
 
 
-def send_frame(sock: socket.socket, message: Mapping[str, Any]) -> None:
-    """Send one message (JSON) with its 4-byte length in front.
+def send_frame(sock: socket.socket, message: Mapping[str, Any], fds: Sequence[int] = ()) -> None:
+    """Send one message (JSON) with its 4-byte length in front, and ``fds`` (file descriptors,
+    ``SCM_RIGHTS``) with its first byte: the receiver has them once it has the message.
 
     Raises:
         OSError: the peer is gone.
     """
     data = json.dumps(message, separators=(",", ":")).encode()
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    frame = _HEADER.pack(len(data)) + data
+    if fds:
+        sent = socket.send_fds(sock, [frame], list(fds))
+        frame = frame[sent:]
+    if frame:
+        sock.sendall(frame)
 
 
 class FrameReader:
@@ -204,6 +215,11 @@ class NodeLink:
         self.on_lost: Callable[[], None] | None = None
         """Called once when the link closes while this worker still serves (the supervisor
         died): the worker should stop."""
+        self.on_ledger: Callable[[socket.socket], None] | None = None
+        """Called (in the link's thread) with each new socket of the ledger link the supervisor
+        passes (``ledger``, :mod:`kyok.bootstrap.ledger_link`): a worker's new connection to
+        the ledger writer, or the writer's to a worker."""
+        self._fds: collections.deque[int] = collections.deque()
 
     def start(self) -> None:
         """Hear and tell: watch the units and the cache, read the link."""
@@ -234,6 +250,8 @@ class NodeLink:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
+        while self._fds:
+            os.close(self._fds.popleft())
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         for call in list(self._calls.values()):
@@ -310,9 +328,10 @@ class NodeLink:
         reader = FrameReader()
         while not self._closed:
             try:
-                data = self._sock.recv(1 << 16)
+                data, fds, _flags, _address = socket.recv_fds(self._sock, 1 << 16, 16)
             except OSError:
-                data = b""
+                data, fds = b"", []
+            self._fds.extend(fds)
             if not data:
                 if not self._closed:
                     log.error("the node link closed: the supervisor is gone; stopping")
@@ -360,6 +379,15 @@ class NodeLink:
             self._send({"t": "ack", "id": message.get("id"), "to": message.get("from")})
         elif kind == "ready":
             self._ready.set()
+        elif kind == "ledger":
+            if not self._fds:
+                log.error("node link: a ledger socket announced but none came")
+                return
+            sock = socket.socket(fileno=self._fds.popleft())
+            if self.on_ledger is None:
+                sock.close()
+            else:
+                self.on_ledger(sock)
         elif kind == "forget":
             unit = self._units.loaded_unit(str(message["unit"]))
             if unit is not None:
@@ -519,6 +547,19 @@ class Hub:
         """
         for message in self._readers[index].feed(data):
             self._relay(index, message)
+
+    def pass_socket(self, index: int, sock: socket.socket) -> bool:
+        """Pass ``sock`` to worker ``index`` (a ``ledger`` message; its link hands it to
+        ``on_ledger``). Returns False if that worker is not attached or does not hear."""
+        link = self._socks.get(index)
+        if link is None:
+            return False
+        try:
+            send_frame(link, {"t": "ledger"}, [sock.fileno()])
+        except OSError:
+            log.warning("worker %d does not hear the node link", index)
+            return False
+        return True
 
     def forget_keys(self) -> None:
         """Drop every master key the hub holds (at shutdown)."""

@@ -131,7 +131,12 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(
-    node: Node, sock: socket.socket, *, unit_worker: bool = True, link: NodeLink | None = None
+    node: Node,
+    sock: socket.socket,
+    *,
+    unit_worker: bool = True,
+    link: NodeLink | None = None,
+    forwarders: bool | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then stop the scheduler and seal every unit.
 
@@ -142,9 +147,12 @@ def _serve(
     Args:
         node: the node (this process's).
         sock: the bound listening socket.
-        unit_worker: run the scheduler and the audit forwarders here (one process per node).
+        unit_worker: run the scheduler here (one process per node), and the audit forwarders
+            unless ``forwarders`` says otherwise.
         link: a worker's node link, closed before the units are sealed at exit (the sealing
             is this process's own, not news for its siblings).
+        forwarders: run the audit forwarders here (default: ``unit_worker``; a multi-worker
+            node runs them in its ledger writer, whose commits wake them).
     """
     from kyok.bootstrap.scheduler import Scheduler
 
@@ -172,7 +180,7 @@ def _serve(
     try:
         if scheduler is not None:
             scheduler.start()
-        if unit_worker:
+        if unit_worker if forwarders is None else forwarders:
             node.start_forwarders()
         server.run(sockets=[sock])
     finally:
@@ -234,16 +242,17 @@ def _no_core_dumps() -> None:
 def workers_advice(settings: Settings) -> str | None:
     """What an operator should know about ``server.workers`` with this store, or None.
 
-    On SQLite every call's audit event is committed through the one writer SQLite allows, so
-    several workers take turns at each commit: for wrap/unwrap at 16 connections two workers
-    served 0.8x of one (docs/benchmarks.md, "Several workers").
+    Every call's audit event is committed durably by the node's one ledger writer; on SQLite
+    (one write transaction at a time, a durable commit per batch) that append sets the pace, and
+    two workers served the data plane about as fast as one (docs/benchmarks.md, "Several
+    workers").
     """
     if settings.server.workers > 1 and settings.resolved_database_url.startswith("sqlite"):
         return (
             f"{settings.server.workers} workers on SQLite: every call's audit event is committed "
-            "by one writer at a time, so the workers take turns and serve the data plane no "
-            "faster than one (measured 0.8x for wrap/unwrap); use one worker, or PostgreSQL "
-            "with the load spread over instances (docs/server.md)"
+            "by the node's one ledger writer, and the data plane is served about as fast as by "
+            "one worker (measured for wrap/unwrap on 2 cores); use one worker, or the batch "
+            "endpoints for more throughput (docs/server.md)"
         )
     return None
 

@@ -17,6 +17,8 @@
   as each event loop that queued events has gone round without queueing more (then every
   request it holds is waiting for the ledger), so batches hold all a loop had to give and no
   time is lost between the loop going idle and the commit; each loop is woken once per batch.
+  In a node of several workers it runs in the ledger writer process, fed the workers' encoded
+  events (:meth:`GroupCommitter.submit_batch_then`, :mod:`kyok.bootstrap.ledger_link`).
 * :class:`LedgerReader` reads it back (API, export, forwarders' feed and cursors).
 """
 
@@ -37,7 +39,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from kyok.audit import (
     AuditEvent,
@@ -49,9 +51,9 @@ from kyok.audit import (
     ItemRun,
     Signer,
     Target,
-    make_checkpoint,
 )
-from kyok.audit.chain import entry_hash_of, genesis_hash
+from kyok.audit.chain import ChainLink, EncodedEvent, entry_hash_of, genesis_hash
+from kyok.audit.checkpoint import checkpoint_over
 from kyok.audit.event import MAX_DETAIL_VALUE
 from kyok.auth.principals import SYSTEM, PrincipalKind
 from kyok.clock import Clock
@@ -75,6 +77,7 @@ __all__ = [
     "AuditQuery",
     "AuditUnavailable",
     "ChainedEvent",
+    "EventWriter",
     "GroupCommitter",
     "Ledger",
     "LedgerReader",
@@ -93,6 +96,8 @@ AuditPublicKey = VerifyingKey
 #: The ledger of events that belong to no (known) instance: failed sign-ins with an unknown
 #: instance, token requests before an instance is known.
 SYSTEM_LEDGER = "kyok-system"
+
+_NO_LINK = ChainLink("", -1, b"", b"")  # a placeholder, always replaced
 
 
 class AuditUnavailable(Unavailable):
@@ -189,33 +194,52 @@ class Ledger:
         """Chain and write ``events`` (their ``seq`` is assigned here) in ``uow``.
 
         Returns:
-            The chained events, in the order written.
+            The chained events, in the order given.
         """
-        by_instance: dict[str, list[AuditEvent]] = defaultdict(list)
-        for event in events:
-            by_instance[event.instance_id].append(event)
-        written: list[ChainedEvent] = []
+        given = list(events)
+        links = self.append_encoded(uow, [EncodedEvent.of(event) for event in given])
+        return [
+            ChainedEvent(event.with_seq(link.seq), link.prev_hash, link.hash)
+            for event, link in zip(given, links, strict=True)
+        ]
+
+    def append_encoded(
+        self, uow: AuditAppendTarget, events: Sequence[EncodedEvent]
+    ) -> list[ChainLink]:
+        """Chain and write already encoded ``events`` in ``uow`` (what :meth:`append` does,
+        for a writer that holds no :class:`AuditEvent`).
+
+        Returns:
+            Where each went, in the order given.
+        """
+        by_instance: dict[str, list[int]] = defaultdict(list)
+        for i, event in enumerate(events):
+            by_instance[event.instance_id].append(i)
+        links: list[ChainLink] = [_NO_LINK] * len(events)
         for instance_id in sorted(by_instance):  # one order everywhere: no lock cycles
-            written.extend(self._append_one(uow, instance_id, by_instance[instance_id]))
-        return written
+            places = by_instance[instance_id]
+            written = self._append_one(uow, instance_id, [events[i] for i in places])
+            for i, link in zip(places, written, strict=True):
+                links[i] = link
+        return links
 
     def _append_one(
-        self, uow: AuditAppendTarget, instance_id: str, events: Sequence[AuditEvent]
-    ) -> list[ChainedEvent]:
+        self, uow: AuditAppendTarget, instance_id: str, events: Sequence[EncodedEvent]
+    ) -> list[ChainLink]:
         stored = uow.audit.ensure_head(self._genesis(instance_id))
         # Each event is encoded once: the same canonical bytes are hashed and stored.
         prev = stored.hash
-        chained: list[ChainedEvent] = []
+        seq = stored.next_seq
+        links: list[ChainLink] = []
         entries: list[AuditEntryRecord] = []
-        for offset, event in enumerate(events):
-            event = event.with_seq(stored.next_seq + offset)
-            body = event.canonical_bytes()
+        for event in events:
+            body = event.body(seq)
             digest = entry_hash_of(prev, body)
-            chained.append(ChainedEvent(event, prev, digest))
+            links.append(ChainLink(instance_id, seq, prev, digest))
             entries.append(
                 AuditEntryRecord(
                     instance_id=instance_id,
-                    seq=event.seq,
+                    seq=seq,
                     event_time=event.event_time,
                     action=event.action,
                     outcome=event.outcome,
@@ -225,8 +249,9 @@ class Ledger:
                 )
             )
             prev = digest
-        new_head = ChainHead(instance_id, stored.next_seq + len(chained), prev)
-        checkpoint = self._checkpoint_if_due(stored, new_head, chained[-1] if chained else None)
+            seq += 1
+        new_head = ChainHead(instance_id, seq, prev)
+        checkpoint = self._checkpoint_if_due(stored, new_head, links[-1] if links else None)
         uow.audit.append(
             entries,
             AuditHeadRecord(
@@ -240,10 +265,10 @@ class Ledger:
         )
         if checkpoint is not None:
             uow.audit.add_checkpoint(_checkpoint_record(checkpoint))
-        return chained
+        return links
 
     def _checkpoint_if_due(
-        self, stored: AuditHeadRecord, head: ChainHead, last: ChainedEvent | None
+        self, stored: AuditHeadRecord, head: ChainHead, last: ChainLink | None
     ) -> Checkpoint | None:
         if last is None:
             return None
@@ -256,8 +281,8 @@ class Ledger:
                 return None
         return self._sign(last, now)
 
-    def _sign(self, last: ChainedEvent, now: datetime) -> Checkpoint | None:
-        instance_id = last.event.instance_id
+    def _sign(self, last: ChainLink, now: datetime) -> Checkpoint | None:
+        instance_id = last.instance_id
         signer = self._signer_for(instance_id)
         if signer is None:
             return None
@@ -269,7 +294,7 @@ class Ledger:
                 self._unloaded.add(instance_id)
             return None
         try:
-            return make_checkpoint(signer, last, issued_at=now)
+            return checkpoint_over(signer, instance_id, last.seq, last.hash, issued_at=now)
         except KyokError as exc:  # a sealed unit: the next append or the timer tries again
             log.info("no audit checkpoint for now (%s)", exc.code)
             return None
@@ -305,7 +330,8 @@ class Ledger:
         found = uow.audit.entries(AuditQuery(instance_id, after_seq=last_seq - 1, limit=1))
         if not found:
             return None
-        checkpoint = self._sign(chained_of(found[0]), now)
+        last = found[0]
+        checkpoint = self._sign(ChainLink(instance_id, last.seq, last.prev_hash, last.hash), now)
         if checkpoint is None:
             return None
         uow.audit.append(
@@ -532,48 +558,103 @@ class LedgerSink:
 # ------------------------------------------------------------------ group commit
 
 
+class _Group:
+    """Events handed over together (:meth:`GroupCommitter.submit_batch_then`) and the one
+    callback that hears how all of them went: their links once every one is durable, or None
+    as soon as one could not be written."""
+
+    __slots__ = ("callback", "links", "loop", "settled", "waiting")
+
+    def __init__(
+        self,
+        size: int,
+        loop: asyncio.AbstractEventLoop,
+        callback: Callable[[list[ChainLink] | None], None],
+    ) -> None:
+        self.callback = callback
+        self.loop = loop
+        self.links: list[ChainLink] = [_NO_LINK] * size
+        self.waiting = size
+        self.settled = False
+
+    def settle(self, index: int, link: ChainLink | None) -> list[ChainLink] | bool | None:
+        """Record event ``index``'s outcome; the group's result once it is known (a list, or
+        None for a failure), else False."""
+        if self.settled:
+            return False
+        if link is None:
+            self.settled = True
+            return None
+        self.links[index] = link
+        self.waiting -= 1
+        if self.waiting:
+            return False
+        self.settled = True
+        return self.links
+
+
 @dataclass(slots=True)
 class _Pending:
     """A queued event and who waits for it: a thread (``future``), a coroutine or a callback
-    (``waiter`` on ``loop``: an asyncio future, or a function), or nobody (``deferred``: served
+    (``waiter`` on ``loop``: an asyncio future, or a function), a group of events handed over
+    together (``group``, this event being its ``index``-th), or nobody (``deferred``: served
     fail-open)."""
 
-    event: AuditEvent
+    event: AuditEvent | EncodedEvent
     future: Future[ChainedEvent] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[ChainedEvent] | Callable[[ChainedEvent | None], None] | None = None
     deferred: bool = False
+    group: _Group | None = None
+    index: int = 0
+
+    def encoded(self) -> EncodedEvent:
+        """The event as the ledger appends it."""
+        event = self.event
+        return event if isinstance(event, EncodedEvent) else EncodedEvent.of(event)
+
+    def chained(self, link: ChainLink) -> ChainedEvent:
+        """The event at its place (for those waiting for an :class:`AuditEvent`)."""
+        event = self.event
+        assert isinstance(event, AuditEvent)  # futures and waiters come with events
+        return ChainedEvent(event.with_seq(link.seq), link.prev_hash, link.hash)
 
 
-Outcome = tuple[
-    "asyncio.Future[ChainedEvent] | Callable[[ChainedEvent | None], None]", "ChainedEvent | None"
-]
+Outcome = tuple[Any, Any]
+"""A waiter (an asyncio future or a function) and what it gets."""
 
 
 def _settle(outcomes: list[Outcome]) -> None:
     """On an event loop: complete the waiters of one batch, or call their callbacks (None:
     refused)."""
-    for waiter, chained in outcomes:
+    for waiter, result in outcomes:
         if not isinstance(waiter, asyncio.Future):
             try:
-                waiter(chained)
+                waiter(result)
             except Exception:  # one caller's failure must not keep the others waiting
                 log.exception("audit commit callback failed")
             continue
         if waiter.done():
             continue  # the request went away meanwhile
-        if chained is None:
+        if result is None:
             waiter.set_exception(AuditUnavailable())
         else:
-            waiter.set_result(chained)
+            waiter.set_result(result)
 
 
-def _notify(batch: Sequence[_Pending], results: Sequence[ChainedEvent] | None) -> None:
-    """Tell everyone waiting for ``batch`` how it went (``results`` None: it failed). Waiters
+def _notify(batch: Sequence[_Pending], links: Sequence[ChainLink] | None) -> None:
+    """Tell everyone waiting for ``batch`` how it went (``links`` None: it failed). Waiters
     on an event loop are woken with one call per loop and batch, not one per event."""
     by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
     for i, pending in enumerate(batch):
-        chained = None if results is None else results[i]
+        link = None if links is None else links[i]
+        if pending.group is not None:
+            result = pending.group.settle(pending.index, link)
+            if result is not False:
+                group = pending.group
+                by_loop.setdefault(group.loop, []).append((group.callback, result))
+            continue
+        chained = None if link is None else pending.chained(link)
         if pending.future is not None and not pending.future.done():
             if chained is None:
                 pending.future.set_exception(AuditUnavailable())
@@ -584,6 +665,31 @@ def _notify(batch: Sequence[_Pending], results: Sequence[ChainedEvent] | None) -
     for loop, outcomes in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             loop.call_soon_threadsafe(_settle, outcomes)
+
+
+class EventWriter(Protocol):
+    """What serving needs of a node's audit writer: :class:`GroupCommitter` in one process, or
+    a multi-worker node's :class:`kyok.bootstrap.ledger_link.LedgerClient`, which hands the
+    events to the node's one ledger writer process."""
+
+    def submit_then(
+        self, event: AuditEvent, callback: Callable[[ChainedEvent | None], None]
+    ) -> None:
+        """Queue ``event`` from the running loop; ``callback`` runs there with its place once
+        durable, or None if it could not be written."""
+
+    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
+        """Queue ``event`` from a coroutine; the future fails with :class:`AuditUnavailable`
+        if it could not be written."""
+
+    def defer(self, event: AuditEvent) -> None:
+        """Keep the event of a call served fail-open until the ledger takes it."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics (events, batches, failed_batches, deferred, dropped)."""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write (or hand over) what is queued, then stop."""
 
 
 #: The most events a fail-open instance may have waiting for the ledger to come back.
@@ -683,6 +789,32 @@ class GroupCommitter:
         if self._enqueue(_Pending(event, loop=loop, waiter=callback), loop=loop):
             loop.call_soon(self._tick, loop, self._queued)
 
+    def submit_batch_then(
+        self,
+        events: Sequence[EncodedEvent],
+        callback: Callable[[list[ChainLink] | None], None],
+        *,
+        deferred: bool = False,
+    ) -> None:
+        """Queue encoded ``events`` from the running event loop; ``callback`` runs once on that
+        loop with their links once all are durable, or with None as soon as one could not be
+        written. ``deferred``: they are events of calls already served fail-open, kept (like
+        :meth:`defer`'s) until the ledger takes them, however long that is (``callback`` then
+        hears of them only if they are written, or None if they had to be dropped). The
+        multi-worker node's ledger writer hands over its workers' batches this way."""
+        loop = asyncio.get_running_loop()
+        group = _Group(len(events), loop, callback)
+        if not events:
+            loop.call_soon(callback, [])
+            return
+        if deferred:
+            for i, event in enumerate(events):
+                self._keep(_Pending(event, deferred=True, group=group, index=i))
+            return
+        last = len(events) - 1
+        for i, event in enumerate(events):
+            self._enqueue(_Pending(event, group=group, index=i), flush=i == last)
+
     def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
         """Queue ``event`` from a coroutine; await the result (or :class:`AuditUnavailable`)."""
         loop = asyncio.get_running_loop()
@@ -732,17 +864,25 @@ class GroupCommitter:
                 return
         loop.call_soon(self._tick, loop, again)
 
-    def defer(self, event: AuditEvent) -> None:
+    def defer(self, event: AuditEvent | EncodedEvent) -> None:
         """Keep ``event`` of a call that was served although the ledger could not be written
         (an instance that fails open); it is written as soon as the ledger takes writes again.
         At most :data:`MAX_DEFERRED` wait; beyond that the oldest are dropped (and counted)."""
+        self._keep(_Pending(event, deferred=True))
+
+    def _keep(self, pending: _Pending) -> None:
+        if self._thread is None:
+            self.start()
+        dropped = None
         with self._cond:
-            self._deferred.append(_Pending(event, deferred=True))
+            self._deferred.append(pending)
             if len(self._deferred) > MAX_DEFERRED:
-                del self._deferred[0]
+                dropped = self._deferred.pop(0)
                 self.dropped += 1
                 log.error("audit events dropped while the ledger was unavailable: %d", self.dropped)
             self._cond.notify()
+        if dropped is not None and dropped.group is not None:
+            _notify([dropped], None)
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: events and batches committed, failed batches, events waiting
@@ -821,20 +961,21 @@ class GroupCommitter:
             )
         return signed
 
-    def _write(self, events: list[AuditEvent]) -> list[ChainedEvent]:
+    def _write(self, events: list[EncodedEvent]) -> list[ChainLink]:
         """Append ``events`` in one transaction and commit it."""
         if self._batch is not None:
             with self._batch() as target:
-                return self._ledger.append(target, events)
+                return self._ledger.append_encoded(target, events)
         with self._uow() as uow:
-            chained = self._ledger.append(uow, events)
+            links = self._ledger.append_encoded(uow, events)
             uow.commit()
-        return chained
+        return links
 
     def _commit(self, batch: list[_Pending]) -> None:
+        encoded = [p.encoded() for p in batch]
         for attempt in range(1, self._attempts + 1):
             try:
-                chained = self._write([p.event for p in batch])
+                links = self._write(encoded)
             except Exception as exc:
                 if attempt < self._attempts:
                     time.sleep(0.01 * attempt)
@@ -859,24 +1000,13 @@ class GroupCommitter:
                 with self._cond:
                     self._deferred_writing -= written
             self._ledger.load_keys()
-            _notify(batch, _in_order(batch, chained))
+            _notify(batch, links)
             if self._on_commit is not None:
                 try:
                     self._on_commit()
                 except Exception:  # a wake-up must never fail a commit
                     log.exception("audit on_commit hook failed")
             return
-
-
-def _in_order(batch: Sequence[_Pending], chained: Sequence[ChainedEvent]) -> list[ChainedEvent]:
-    """``chained`` (grouped by instance) in the order of ``batch``."""
-    queues: dict[str, list[ChainedEvent]] = defaultdict(list)
-    for c in chained:
-        queues[c.event.instance_id].append(c)
-    out: list[ChainedEvent] = []
-    for pending in batch:
-        out.append(queues[pending.event.instance_id].pop(0))
-    return out
 
 
 # ------------------------------------------------------------------ reading
