@@ -44,12 +44,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 import orjson
 
 from kyok.audit.chain import ChainLink, EncodedEvent
-from kyok.kms.ledger import MAX_DEFERRED, AuditEvent, AuditUnavailable, ChainedEvent, GroupCommitter
+from kyok.kms.ledger import (
+    MAX_DEFERRED,
+    AuditEvent,
+    ChainedEvent,
+    GroupCommitter,
+    Waiter,
+    settle,
+)
 
 __all__ = [
     "WRITER_WAIT",
@@ -197,7 +204,7 @@ class _Handed:
     frame_id: int
     kind: bytes  # E or D
     events: list[AuditEvent]
-    callbacks: list[Callable[[ChainedEvent | None], None]] | None
+    waiters: list[Waiter] | None  # None for fail-open events
     frame: bytes
     queued_at: float
     sent: bool = False
@@ -227,7 +234,7 @@ class LedgerClient:
         self._ids = itertools.count(secrets.randbits(63))
         self._handed: dict[int, _Handed] = {}
         self._events: list[AuditEvent] = []
-        self._callbacks: list[Callable[[ChainedEvent | None], None]] = []
+        self._waiters: list[Waiter] = []
         self._queued = 0
         self._first_at = 0.0
         self._ticking = False
@@ -326,30 +333,24 @@ class LedgerClient:
     ) -> None:
         """Queue ``event``; ``callback`` runs on this loop with its place in the chain once
         the writer made it durable, or with None if it was not written."""
-        loop = self._bind()
-        self._events.append(event)
-        self._callbacks.append(callback)
-        self._queued += 1
-        if not self._ticking:
-            self._ticking = True
-            self._first_at = time.monotonic()
-            loop.call_soon(self._tick, self._queued)
+        self._queue(event, callback)
 
     def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
         """Queue ``event``; the future completes once it is durable (or fails with
         :class:`~kyok.kms.ledger.AuditUnavailable`)."""
         future: asyncio.Future[ChainedEvent] = self._bind().create_future()
-
-        def settled(chained: ChainedEvent | None) -> None:
-            if future.done():
-                return
-            if chained is None:
-                future.set_exception(AuditUnavailable())
-            else:
-                future.set_result(chained)
-
-        self.submit_then(event, settled)
+        self._queue(event, future)
         return future
+
+    def _queue(self, event: AuditEvent, waiter: Waiter) -> None:
+        loop = self._bind()
+        self._events.append(event)
+        self._waiters.append(waiter)
+        self._queued += 1
+        if not self._ticking:
+            self._ticking = True
+            self._first_at = time.monotonic()
+            loop.call_soon(self._tick, self._queued)
 
     def defer(self, event: AuditEvent) -> None:
         """Hand over ``event`` of a call served fail-open; the writer keeps it until the
@@ -373,26 +374,26 @@ class LedgerClient:
             return
         self._ticking = False
         events, self._events = self._events, []
-        callbacks, self._callbacks = self._callbacks, []
+        waiters, self._waiters = self._waiters, []
         for start in range(0, len(events), _FRAME_EVENTS):
             end = start + _FRAME_EVENTS
-            self._hand(b"E", events[start:end], callbacks[start:end])
+            self._hand(b"E", events[start:end], waiters[start:end])
 
     def _hand(
         self,
         kind: bytes,
         events: list[AuditEvent],
-        callbacks: list[Callable[[ChainedEvent | None], None]] | None,
+        waiters: list[Waiter] | None,
     ) -> None:
         frame_id = next(self._ids)
         try:
             frame = _frame(kind, frame_id, encode_rows(EncodedEvent.of(e) for e in events))
         except Exception:  # an event that cannot be encoded must not keep the others waiting
             log.exception("audit events could not be encoded")
-            if callbacks is not None:
-                _call(callbacks, None)
+            if waiters is not None:
+                settle((waiter, None) for waiter in waiters)
             return
-        handed = _Handed(frame_id, kind, events, callbacks, frame, time.monotonic())
+        handed = _Handed(frame_id, kind, events, waiters, frame, time.monotonic())
         self._handed[frame_id] = handed
         if kind == b"D":
             self._deferred += len(events)
@@ -410,12 +411,14 @@ class LedgerClient:
             if handed.kind == b"D":
                 self._deferred -= len(handed.events)
                 return
-            assert handed.callbacks is not None
-            for i, (event, callback) in enumerate(
-                zip(handed.events, handed.callbacks, strict=True)
-            ):
-                seq, prev, digest = _LINK.unpack_from(payload, i * _LINK.size)
-                _call([callback], ChainedEvent(event.with_seq(seq), prev, digest))
+            assert handed.waiters is not None
+            links = _LINK.iter_unpack(payload)
+            settle(
+                (waiter, ChainedEvent(event.with_seq(seq), prev, digest))
+                for event, waiter, (seq, prev, digest) in zip(
+                    handed.events, handed.waiters, links, strict=True
+                )
+            )
             return
         if handed.kind == b"D":  # the writer dropped them (its own limit)
             self._deferred -= len(handed.events)
@@ -425,8 +428,8 @@ class LedgerClient:
 
     def _refuse(self, handed: _Handed) -> None:
         self.failed_batches += 1
-        if handed.callbacks is not None:
-            _call(handed.callbacks, None)
+        if handed.waiters is not None:
+            settle((waiter, None) for waiter in handed.waiters)
 
     def _expire_later(self) -> None:
         if self._expiry is None and self._loop is not None:
@@ -478,14 +481,6 @@ class LedgerClient:
             log.error("%d fail-open audit event(s) not confirmed by the ledger writer", unsent)
         if self._spare is not None:
             self._spare.close()
-
-
-def _call(callbacks: Sequence[Callable[[ChainedEvent | None], None]], value: Any) -> None:
-    for callback in callbacks:
-        try:
-            callback(value)
-        except Exception:  # one caller's failure must not keep the others waiting
-            log.exception("audit commit callback failed")
 
 
 # ------------------------------------------------------------------ the writer's side

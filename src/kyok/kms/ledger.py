@@ -545,7 +545,7 @@ class LedgerSink:
         """Chain and write ``event`` in ``uow`` (before the service commits it)."""
         request = current_request.get()
         try:
-            self._ledger.append(uow, [audit_event_of(event, request)])
+            self._ledger.append_encoded(uow, [EncodedEvent.of(audit_event_of(event, request))])
         except VersionConflict:
             raise
         except KyokError as exc:
@@ -603,7 +603,7 @@ class _Pending:
     event: AuditEvent | EncodedEvent
     future: Future[ChainedEvent] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    waiter: asyncio.Future[ChainedEvent] | Callable[[ChainedEvent | None], None] | None = None
+    waiter: Waiter | None = None
     deferred: bool = False
     group: _Group | None = None
     index: int = 0
@@ -620,13 +620,17 @@ class _Pending:
         return ChainedEvent(event.with_seq(link.seq), link.prev_hash, link.hash)
 
 
+Waiter = asyncio.Future[ChainedEvent] | Callable[[ChainedEvent | None], None]
+"""Who waits on an event loop for one event: a future (failed with :class:`AuditUnavailable`
+if the event was not written) or a function (called with None then)."""
+
 Outcome = tuple[Any, Any]
 """A waiter (an asyncio future or a function) and what it gets."""
 
 
-def _settle(outcomes: list[Outcome]) -> None:
-    """On an event loop: complete the waiters of one batch, or call their callbacks (None:
-    refused)."""
+def settle(outcomes: Iterable[Outcome]) -> None:
+    """On the waiters' event loop: complete their futures, or call their functions, with what
+    they get (None: not written). A function that raises does not keep the others waiting."""
     for waiter, result in outcomes:
         if not isinstance(waiter, asyncio.Future):
             try:
@@ -664,7 +668,7 @@ def _notify(batch: Sequence[_Pending], links: Sequence[ChainLink] | None) -> Non
             by_loop.setdefault(pending.loop, []).append((pending.waiter, chained))
     for loop, outcomes in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            loop.call_soon_threadsafe(_settle, outcomes)
+            loop.call_soon_threadsafe(settle, outcomes)
 
 
 class EventWriter(Protocol):
