@@ -123,10 +123,15 @@ class HeldLedger(Ledger):
         self.entered = threading.Event()
         self.release = threading.Event()
         self.release.set()
+        self.failing = False  # every append fails while set
+        self.sizes: list[int] = []  # events per append, in order
 
     def append_encoded(self, uow: object, events: Sequence[EncodedEvent]) -> list[ChainLink]:  # type: ignore[override]
         self.entered.set()
         assert self.release.wait(10)
+        if self.failing:
+            raise OSError("disk full")
+        self.sizes.append(len(events))
         return super().append_encoded(uow, events)  # type: ignore[arg-type]
 
 
@@ -154,6 +159,25 @@ def verified(store: SqlStore, instance: str) -> list[ChainedEvent]:
     assert report.ok, report.first_problem
     assert [e.seq for e in events] == list(range(len(events)))
     return events
+
+
+class WriterThread:
+    """A ledger writer on an event loop of its own: it blocks that loop while it commits, as
+    the writer process does, so a batch can be held in flight while the worker's loop runs."""
+
+    def __init__(self, server: LedgerServer, socks: list[socket.socket]) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(server.serve(socks),), daemon=True
+        )
+        self.thread.start()
+
+    async def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.stop)
+        await asyncio.to_thread(self.thread.join, 10)
+        assert not self.thread.is_alive()
+        self.loop.close()
 
 
 async def until(condition: object, timeout: float = 10.0) -> None:
@@ -196,15 +220,75 @@ def test_two_workers_events_go_on_one_chain_and_each_caller_hears_its_place(
         assert answer.hash_ok()
 
 
+def test_what_both_workers_sent_during_a_commit_goes_in_the_next_one(
+    sql_store: SqlStore,
+) -> None:
+    with committer(sql_store) as (writer, ledger):
+
+        async def run() -> list[ChainedEvent]:
+            (w1, c1), (w2, c2) = socket.socketpair(), socket.socketpair()
+            serving = WriterThread(LedgerServer(writer), [w1, w2])
+            one, two = LedgerClient(commit_delay=0.001), LedgerClient(commit_delay=0.001)
+            one.attach(c1)
+            two.attach(c2)
+            ledger.release.clear()
+            first = one.submit_async(event(n=0))
+            await until(ledger.entered.is_set)  # the writer is committing event 0
+            later = [(one if n % 2 else two).submit_async(event(n=n)) for n in range(1, 7)]
+            await until(
+                lambda: (
+                    one._handed
+                    and two._handed
+                    and all(h.sent for c in (one, two) for h in c._handed.values())
+                )
+            )
+            await asyncio.sleep(0.05)  # both frames are in the writer's sockets
+            ledger.release.set()
+            answers = await asyncio.gather(first, *later)
+            await serving.stop()
+            return list(answers)
+
+        answers = asyncio.run(run())
+    assert ledger.sizes == [1, 6]  # one transaction for both workers' frames
+    stored = verified(sql_store, "i1")
+    # Every caller was told exactly where its event is (frames go in the order read).
+    assert sorted(answers, key=lambda a: a.seq) == stored
+
+
+def test_a_commit_that_fails_refuses_its_callers_and_the_writer_serves_on(
+    sql_store: SqlStore,
+) -> None:
+    with committer(sql_store) as (writer, ledger):
+
+        async def run() -> ChainedEvent:
+            (w1, c1), (w2, c2) = socket.socketpair(), socket.socketpair()
+            serving = WriterThread(LedgerServer(writer), [w1, w2])
+            one, two = LedgerClient(commit_delay=0.001), LedgerClient(commit_delay=0.001)
+            one.attach(c1)
+            two.attach(c2)
+            ledger.failing = True
+            for refused in (one.submit_async(event(n=1)), two.submit_async(event(n=2))):
+                with pytest.raises(AuditUnavailable):
+                    await asyncio.wait_for(refused, 5)
+            ledger.failing = False
+            placed = await asyncio.wait_for(two.submit_async(event(n=3)), 5)
+            await serving.stop()
+            return placed
+
+        placed = asyncio.run(run())
+    assert writer.stats()["failed_batches"] >= 1
+    assert [e.event.request_id for e in verified(sql_store, "i1")] == ["req-3"]
+    assert placed.seq == 0
+
+
 def test_when_the_writer_goes_away_calls_in_flight_are_refused_and_new_ones_wait_for_the_next(
     sql_store: SqlStore,
 ) -> None:
     with committer(sql_store) as (writer, ledger):
 
         async def run() -> None:
-            server = LedgerServer(writer)
             w1, c1 = socket.socketpair()
-            serving = asyncio.create_task(server.serve([w1]))
+            first = WriterThread(LedgerServer(writer), [w1])
             client = LedgerClient(commit_delay=0.001, wait=5.0)
             client.attach(c1)
             assert (await client.submit_async(event(n=1))).seq == 0
@@ -214,24 +298,22 @@ def test_when_the_writer_goes_away_calls_in_flight_are_refused_and_new_ones_wait
             ledger.entered.clear()
             in_flight = client.submit_async(event(n=2))
             await until(ledger.entered.is_set)
-            server.stop()
-            await serving
+            w1.shutdown(socket.SHUT_RDWR)  # the writer dies with the batch in its hands
             with pytest.raises(AuditUnavailable):
                 await asyncio.wait_for(in_flight, 5)
             ledger.release.set()  # the old writer's batch lands: the record may hold more
+            await first.stop()
 
             # No writer: a new call waits (it is not refused) and goes to the next writer.
             waiting = client.submit_async(event(n=3))
             await asyncio.sleep(0.2)
             assert not waiting.done()
-            again = LedgerServer(writer)
             w2, c2 = socket.socketpair()
-            serving = asyncio.create_task(again.serve([w2]))
+            again = WriterThread(LedgerServer(writer), [w2])
             client.attach(c2)
             placed = await asyncio.wait_for(waiting, 5)
             assert placed.event.request_id == "req-3"
-            again.stop()
-            await serving
+            await again.stop()
 
         asyncio.run(run())
     events = verified(sql_store, "i1")
@@ -248,7 +330,7 @@ def test_a_new_socket_while_a_batch_is_in_flight_refuses_that_batch_and_serves_o
         async def run() -> None:
             server = LedgerServer(writer)
             w1, c1 = socket.socketpair()
-            serving = asyncio.create_task(server.serve([w1]))
+            serving = WriterThread(server, [w1])
             client = LedgerClient(commit_delay=0.001)
             client.attach(c1)
             ledger.release.clear()
@@ -262,8 +344,7 @@ def test_a_new_socket_while_a_batch_is_in_flight_refuses_that_batch_and_serves_o
             ledger.release.set()
             placed = await asyncio.wait_for(client.submit_async(event(n=2)), 5)
             assert placed.event.request_id == "req-2"
-            server.stop()
-            await serving
+            await serving.stop()
 
         asyncio.run(run())
     assert [e.event.request_id for e in verified(sql_store, "i1")] == ["req-1", "req-2"]

@@ -299,3 +299,39 @@ def test_a_deferred_group_is_kept_until_written_then_heard() -> None:
         c.stop()
     assert len(heard) == 1 and heard[0] is not None and len(heard[0]) == 2
     assert c.deferred == 0
+
+
+def test_write_now_commits_in_the_callers_thread_one_batch_at_a_time_with_the_writer() -> None:
+    ledger = RecordingLedger()
+    woken: list[str] = []
+    c = GroupCommitter(
+        lambda read_only=False: NoUow(),  # type: ignore[arg-type,return-value]
+        ledger,  # type: ignore[arg-type]
+        attempts=2,
+        on_commit=lambda: woken.append(threading.current_thread().name),
+    )
+    c.start()
+    try:
+        encoded = [EncodedEvent.of(event(n)) for n in range(3)]
+        links = c.write_now(encoded)
+        assert links is not None and len(links) == 3
+        assert woken == [threading.current_thread().name]  # here, not in the writer thread
+        assert c.write_now([]) == []
+        # While write_now holds the writer's turn, the thread's own batch waits for it.
+        with c._writing:
+            future = c.submit(event(9))
+            time.sleep(0.1)
+            assert not future.done()
+        assert future.result(5).seq == 0
+        ledger.refuse = True
+        assert c.write_now(encoded) is None
+        assert c.stats() | {"deferred": 0} == {
+            "events": 4,
+            "batches": 2,
+            "failed_batches": 1,
+            "deferred": 0,
+            "dropped": 0,
+        }
+        assert ledger.batches == [3, 1]
+    finally:
+        c.stop()

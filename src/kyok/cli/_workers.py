@@ -306,7 +306,9 @@ def _write_ledger(node: Node, link: NodeLink, socks: list[socket.socket]) -> Non
     gc.collect()
     gc.freeze()
     gc.enable()
-    # The committer thread and the loop share the GIL: short switches (see cli.server._serve).
+    # The loop commits the workers' events itself (LedgerServer); it shares the GIL with the
+    # committer thread (fail-open events, checkpoint sweeps) and the forwarders: short
+    # switches, as in cli.server._serve.
     sys.setswitchinterval(0.001)
 
     async def serve() -> None:

@@ -743,6 +743,8 @@ class GroupCommitter:
         self._retry_at = 0.0
         self.dropped = 0
         self._cond = threading.Condition()
+        # One batch at a time: the writer thread's, or write_now's in its caller's thread.
+        self._writing = threading.Lock()
         # Event loops with a flush tick scheduled, how many events were ever queued (the ticks
         # compare it), and whether a batch should go now (see _tick).
         self._ticking: set[asyncio.AbstractEventLoop] = set()
@@ -965,52 +967,74 @@ class GroupCommitter:
             )
         return signed
 
-    def _write(self, events: list[EncodedEvent]) -> list[ChainLink]:
-        """Append ``events`` in one transaction and commit it."""
-        if self._batch is not None:
-            with self._batch() as target:
-                return self._ledger.append_encoded(target, events)
-        with self._uow() as uow:
-            links = self._ledger.append_encoded(uow, events)
-            uow.commit()
+    def write_now(self, events: Sequence[EncodedEvent]) -> list[ChainLink] | None:
+        """Append ``events`` in one transaction in the calling thread and commit it: their
+        links, in the order given, or None if the batch could not be written (after
+        ``attempts`` tries). Blocks until the commit is durable, one batch at a time with the
+        writer thread's. For a caller that does nothing but write the ledger (the multi-worker
+        node's ledger writer, on its event loop), which saves the hand-off to the writer
+        thread and back and the two threads' turns at the GIL."""
+        if not events:
+            return []
+        links = self._write_tried(events)
+        if links is not None:
+            self._ledger.load_keys()
+            self._woken()
         return links
 
-    def _commit(self, batch: list[_Pending]) -> None:
-        encoded = [p.encoded() for p in batch]
-        for attempt in range(1, self._attempts + 1):
-            try:
-                links = self._write(encoded)
-            except Exception as exc:
-                if attempt < self._attempts:
-                    time.sleep(0.01 * attempt)
-                    continue
-                log.error(
-                    "could not write %d audit event(s): %s",
-                    len(batch),
-                    getattr(exc, "code", type(exc).__name__),
-                )
-                self.failed_batches += 1
-                with self._cond:
-                    self._retry_at = time.monotonic() + 1.0
-                    back = [p for p in batch if p.deferred]
-                    self._deferred[:0] = back
-                    self._deferred_writing -= len(back)
-                _notify([p for p in batch if not p.deferred], None)
-                return
-            self.batches += 1
-            self.events += len(batch)
-            written = sum(1 for p in batch if p.deferred)
-            if written:
-                with self._cond:
-                    self._deferred_writing -= written
-            self._ledger.load_keys()
-            _notify(batch, links)
-            if self._on_commit is not None:
+    def _write_tried(self, events: Sequence[EncodedEvent]) -> list[ChainLink] | None:
+        """Append ``events`` in one transaction and commit it, tried ``attempts`` times;
+        None if every try failed (logged and counted)."""
+        with self._writing:
+            for attempt in range(1, self._attempts + 1):
                 try:
-                    self._on_commit()
-                except Exception:  # a wake-up must never fail a commit
-                    log.exception("audit on_commit hook failed")
+                    if self._batch is not None:
+                        with self._batch() as target:
+                            links = self._ledger.append_encoded(target, events)
+                    else:
+                        with self._uow() as uow:
+                            links = self._ledger.append_encoded(uow, events)
+                            uow.commit()
+                except Exception as exc:
+                    if attempt < self._attempts:
+                        time.sleep(0.01 * attempt)
+                        continue
+                    log.error(
+                        "could not write %d audit event(s): %s",
+                        len(events),
+                        getattr(exc, "code", type(exc).__name__),
+                    )
+                    self.failed_batches += 1
+                    return None
+                self.batches += 1
+                self.events += len(events)
+                return links
+        return None  # pragma: no cover - attempts >= 1
+
+    def _woken(self) -> None:
+        if self._on_commit is not None:
+            try:
+                self._on_commit()
+            except Exception:  # a wake-up must never fail a commit
+                log.exception("audit on_commit hook failed")
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        links = self._write_tried([p.encoded() for p in batch])
+        if links is None:
+            with self._cond:
+                self._retry_at = time.monotonic() + 1.0
+                back = [p for p in batch if p.deferred]
+                self._deferred[:0] = back
+                self._deferred_writing -= len(back)
+            _notify([p for p in batch if not p.deferred], None)
             return
+        written = sum(1 for p in batch if p.deferred)
+        if written:
+            with self._cond:
+                self._deferred_writing -= written
+        self._ledger.load_keys()
+        _notify(batch, links)
+        self._woken()
 
 
 # ------------------------------------------------------------------ reading
