@@ -435,18 +435,20 @@ def test_only_plain_id_ordered_lists_are_bucketed() -> None:
         (sql_key_query.BUCKET_THRESHOLD, True),
     ],
 )
-def test_buckets_are_read_only_for_deep_pages_on_postgresql(offset: int, expected: bool) -> None:
+def test_buckets_are_read_only_for_deep_pages(offset: int, expected: bool) -> None:
     def sql(dialect: str, **overrides: Any) -> str:
         query = check_query(f.query(offset=offset, **overrides))
         return str(sql_key_query.select_page(query, dialect))
 
-    assert ("key_buckets" in sql("postgresql")) == expected
-    assert "key_buckets" not in sql("postgresql", sort=(("id", True),))
-    assert "key_buckets" not in sql("sqlite")
+    for dialect in ("postgresql", "sqlite"):
+        assert ("key_buckets" in sql(dialect)) == expected
+        assert "key_buckets" not in sql(dialect, sort=(("id", True),))
+    assert "key_buckets" not in sql("mysql")  # a dialect not known to keep them
 
 
-def test_counts_read_buckets_on_postgresql_unless_the_cap_is_small() -> None:
-    def sql(cap: int | None, dialect: str = "postgresql", **overrides: Any) -> str:
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_counts_read_buckets_unless_the_cap_is_small(dialect: str) -> None:
+    def sql(cap: int | None, **overrides: Any) -> str:
         query = check_query(f.query(**overrides))
         return str(sql_key_query.select_count(query, cap, dialect))
 
@@ -454,8 +456,23 @@ def test_counts_read_buckets_on_postgresql_unless_the_cap_is_small() -> None:
     assert "key_buckets" in sql(None)
     assert "key_buckets" in sql(threshold)
     assert "key_buckets" not in sql(threshold - 1)
-    assert "key_buckets" not in sql(None, "sqlite")
     assert "key_buckets" not in sql(None, key_ring_id="default")
+
+
+def test_sqlite_deep_page_starts_each_states_index_scan_at_its_bucket(sql_store: SqlStore) -> None:
+    if sql_store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite plans only")
+    query = f.query(limit=20, offset=sql_key_query.BUCKET_THRESHOLD)  # states 0-3
+    stmt = sql_key_query.select_page(check_query(query), "sqlite")
+    with sql_store.engine.connect() as conn:
+        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+    assert any(line.startswith("SEARCH key_buckets") for line in plan), plan
+    # one index range per state, from the start bucket on: no walk over the ids before it
+    ranges = [line for line in plan if "ix_keys_instance_id_state_id" in line]
+    assert len(ranges) == 4, plan
+    assert all("AND id>?" in line for line in ranges), plan
+    assert not any(line.startswith("SCAN keys") for line in plan), plan
 
 
 # ---------------------------------------------------------------- PostgreSQL plans
