@@ -14,6 +14,7 @@ import pytest
 
 from kyok.audit import AuditEvent, ChainedEvent, CheckpointPolicy, Initiator, Target
 from kyok.audit.chain import ChainLink, EncodedEvent
+from kyok.kms import ledger as ledger_module
 from kyok.kms.ledger import AuditUnavailable, GroupCommitter
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -230,8 +231,9 @@ def test_a_deferred_event_counts_as_waiting_until_it_is_written() -> None:
 
 
 def test_a_group_handed_over_together_hears_once_even_across_batches() -> None:
-    """``submit_batch_then`` (the multi-worker ledger writer's way in): one callback per group,
-    with every link in the order given, even when the group is split over two transactions."""
+    """``defer_batch_then`` (the multi-worker ledger writer's way in for fail-open events): one
+    callback per group, with every link in the order given, even when the group is split over
+    two transactions."""
     ledger = RecordingLedger()
     c = committer(ledger, max_batch=3)
     heard: list[list[ChainLink] | None] = []
@@ -243,7 +245,7 @@ def test_a_group_handed_over_together_hears_once_even_across_batches() -> None:
             heard.append(links)
             done.set_result(None)
 
-        c.submit_batch_then([EncodedEvent.of(event(n)) for n in range(5)], callback)
+        c.defer_batch_then([EncodedEvent.of(event(n)) for n in range(5)], callback)
         await asyncio.wait_for(done, 5)
         await asyncio.sleep(0.05)  # nothing more arrives
 
@@ -256,18 +258,21 @@ def test_a_group_handed_over_together_hears_once_even_across_batches() -> None:
     assert all(link.instance_id == "i1" for link in heard[0])
 
 
-def test_a_group_hears_none_once_when_any_part_cannot_be_written() -> None:
+def test_a_group_hears_none_once_when_any_part_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ledger_module, "MAX_DEFERRED", 2)
     ledger = RecordingLedger()
     ledger.refuse = True
     c = committer(ledger, max_batch=2)
     heard: list[list[ChainLink] | None] = []
 
     async def main() -> None:
-        c.submit_batch_then([EncodedEvent.of(event(n)) for n in range(5)], heard.append)
+        c.defer_batch_then([EncodedEvent.of(event(n)) for n in range(5)], heard.append)
         deadline = time.monotonic() + 5
         while not heard and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # the group's other batches fail too: still one answer
+        await asyncio.sleep(0.1)  # three of the five are dropped: still one answer
 
     try:
         asyncio.run(main())
@@ -283,9 +288,7 @@ def test_a_deferred_group_is_kept_until_written_then_heard() -> None:
     heard: list[list[ChainLink] | None] = []
 
     async def main() -> None:
-        c.submit_batch_then(
-            [EncodedEvent.of(event(n)) for n in range(2)], heard.append, deferred=True
-        )
+        c.defer_batch_then([EncodedEvent.of(event(n)) for n in range(2)], heard.append)
         await asyncio.sleep(0.2)
         assert heard == [] and c.deferred == 2  # not given up while the ledger refuses
         ledger.refuse = False

@@ -571,7 +571,7 @@ class LedgerServer:
         def done(links: list[ChainLink] | None) -> None:
             self._answer(proto, frame_id, links)
 
-        self._committer.submit_batch_then(events, done, deferred=True)
+        self._committer.defer_batch_then(events, done)
 
     def _commit_due(self) -> None:
         """Commit the frames read since the last commit (scheduled by the first of them, so

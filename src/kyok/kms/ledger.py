@@ -17,8 +17,10 @@
   as each event loop that queued events has gone round without queueing more (then every
   request it holds is waiting for the ledger), so batches hold all a loop had to give and no
   time is lost between the loop going idle and the commit; each loop is woken once per batch.
-  In a node of several workers it runs in the ledger writer process, fed the workers' encoded
-  events (:meth:`GroupCommitter.submit_batch_then`, :mod:`kyok.bootstrap.ledger_link`).
+  In a node of several workers it runs in the ledger writer process, which commits the
+  workers' encoded events itself (:meth:`GroupCommitter.write_now`) and leaves the committer
+  their fail-open ones (:meth:`GroupCommitter.defer_batch_then`; see
+  :mod:`kyok.bootstrap.ledger_link`).
 * :class:`LedgerReader` reads it back (API, export, forwarders' feed and cursors).
 """
 
@@ -559,9 +561,9 @@ class LedgerSink:
 
 
 class _Group:
-    """Events handed over together (:meth:`GroupCommitter.submit_batch_then`) and the one
-    callback that hears how all of them went: their links once every one is durable, or None
-    as soon as one could not be written."""
+    """Fail-open events handed over together (:meth:`GroupCommitter.defer_batch_then`) and the
+    one callback that hears how all of them went: their links once every one is durable, or
+    None as soon as one was dropped."""
 
     __slots__ = ("callback", "links", "loop", "settled", "waiting")
 
@@ -795,31 +797,21 @@ class GroupCommitter:
         if self._enqueue(_Pending(event, loop=loop, waiter=callback), loop=loop):
             loop.call_soon(self._tick, loop, self._queued)
 
-    def submit_batch_then(
-        self,
-        events: Sequence[EncodedEvent],
-        callback: Callable[[list[ChainLink] | None], None],
-        *,
-        deferred: bool = False,
+    def defer_batch_then(
+        self, events: Sequence[EncodedEvent], callback: Callable[[list[ChainLink] | None], None]
     ) -> None:
-        """Queue encoded ``events`` from the running event loop; ``callback`` runs once on that
-        loop with their links once all are durable, or with None as soon as one could not be
-        written. ``deferred``: they are events of calls already served fail-open, kept (like
-        :meth:`defer`'s) until the ledger takes them, however long that is (``callback`` then
-        hears of them only if they are written, or None if they had to be dropped). The
-        multi-worker node's ledger writer hands over its workers' batches this way."""
+        """Keep encoded ``events`` of calls already served fail-open, as :meth:`defer` does,
+        until the ledger takes them, however long that is; ``callback`` runs once on the
+        running event loop with their links once all are written, or with None as soon as one
+        had to be dropped. The multi-worker node's ledger writer hands over its workers'
+        fail-open events this way."""
         loop = asyncio.get_running_loop()
-        group = _Group(len(events), loop, callback)
         if not events:
             loop.call_soon(callback, [])
             return
-        if deferred:
-            for i, event in enumerate(events):
-                self._keep(_Pending(event, deferred=True, group=group, index=i))
-            return
-        last = len(events) - 1
+        group = _Group(len(events), loop, callback)
         for i, event in enumerate(events):
-            self._enqueue(_Pending(event, group=group, index=i), flush=i == last)
+            self._keep(_Pending(event, deferred=True, group=group, index=i))
 
     def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
         """Queue ``event`` from a coroutine; await the result (or :class:`AuditUnavailable`)."""
@@ -870,7 +862,7 @@ class GroupCommitter:
                 return
         loop.call_soon(self._tick, loop, again)
 
-    def defer(self, event: AuditEvent | EncodedEvent) -> None:
+    def defer(self, event: AuditEvent) -> None:
         """Keep ``event`` of a call that was served although the ledger could not be written
         (an instance that fails open); it is written as soon as the ledger takes writes again.
         At most :data:`MAX_DEFERRED` wait; beyond that the oldest are dropped (and counted)."""
