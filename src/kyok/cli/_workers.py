@@ -294,6 +294,7 @@ def _write_ledger(node: Node, link: NodeLink, socks: list[socket.socket]) -> Non
     """The ledger writer process: commit the serving workers' audit events (and run the audit
     forwarders, which each commit wakes) until SIGTERM/SIGINT."""
     from kyok.bootstrap.ledger_link import LedgerServer
+    from kyok.cli.server import _started_up
     from kyok.kms.ledger import GroupCommitter
 
     committer = node.audit_writer
@@ -303,13 +304,9 @@ def _write_ledger(node: Node, link: NodeLink, socks: list[socket.socket]) -> Non
     link.start()
     committer.start()
     node.start_forwarders()
-    gc.collect()
-    gc.freeze()
-    gc.enable()
     # The loop commits the workers' events itself (LedgerServer); it shares the GIL with the
-    # committer thread (fail-open events, checkpoint sweeps) and the forwarders: short
-    # switches, as in cli.server._serve.
-    sys.setswitchinterval(0.001)
+    # committer thread (fail-open events, checkpoint sweeps) and the forwarders.
+    _started_up()
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

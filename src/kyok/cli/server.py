@@ -118,6 +118,22 @@ def _freeze_modules() -> None:
     gc.freeze()
 
 
+def _started_up() -> None:
+    """Ready a serving process (a node's, a worker's, the ledger writer's) for its steady state,
+    once its start-up is done."""
+    # Everything made at start-up (modules, the app, caches) lives as long as the process: move
+    # it out of the collector's reach, so a full collection scans only what requests create.
+    # Measured (bench/profile.sh): full collections of the start-up objects took ~60 ms each
+    # and set the wrap p99.
+    gc.collect()
+    gc.freeze()
+    gc.enable()  # paused for the start
+    # The audit ledger's writer thread shares the GIL with the event loop; with CPython's
+    # default 5 ms switch interval it waits up to 5 ms for each turn after every database call,
+    # so group commits come late. 1 ms measured ~5% more wraps per second (bench/wrap.sh).
+    sys.setswitchinterval(0.001)
+
+
 def _url(settings: Settings, sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     if ipaddress.ip_address(host).is_unspecified:
@@ -136,7 +152,7 @@ def _serve(
     *,
     unit_worker: bool = True,
     link: NodeLink | None = None,
-    forwarders: bool | None = None,
+    forwarders: bool = True,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then stop the scheduler and seal every unit.
 
@@ -147,12 +163,11 @@ def _serve(
     Args:
         node: the node (this process's).
         sock: the bound listening socket.
-        unit_worker: run the scheduler here (one process per node), and the audit forwarders
-            unless ``forwarders`` says otherwise.
+        unit_worker: run the scheduler here (one process per node).
         link: a worker's node link, closed before the units are sealed at exit (the sealing
             is this process's own, not news for its siblings).
-        forwarders: run the audit forwarders here (default: ``unit_worker``; a multi-worker
-            node runs them in its ledger writer, whose commits wake them).
+        forwarders: run the audit forwarders here (a multi-worker node runs them in its
+            ledger writer, whose commits wake them, not in a serving worker).
     """
     from kyok.bootstrap.scheduler import Scheduler
 
@@ -166,21 +181,11 @@ def _serve(
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Everything made at start-up (modules, the app, caches) lives as long as the process: move
-    # it out of the collector's reach, so a full collection scans only what requests create.
-    # Measured (bench/profile.sh): full collections of the start-up objects took ~60 ms each
-    # and set the wrap p99.
-    gc.collect()
-    gc.freeze()
-    gc.enable()  # server() paused it for the start
-    # The audit ledger's writer thread shares the GIL with the event loop; with CPython's
-    # default 5 ms switch interval it waits up to 5 ms for each turn after every database call,
-    # so group commits come late. 1 ms measured ~5% more wraps per second (bench/wrap.sh).
-    sys.setswitchinterval(0.001)
+    _started_up()
     try:
         if scheduler is not None:
             scheduler.start()
-        if unit_worker if forwarders is None else forwarders:
+        if forwarders:
             node.start_forwarders()
         server.run(sockets=[sock])
     finally:
