@@ -134,36 +134,32 @@ AFTER TRUNCATE ON keys FOR EACH STATEMENT EXECUTE FUNCTION kyok_key_buckets_trun
 
 # ---------------------------------------------------------------- SQLite
 
-_SQLITE_TRIGGERS = {
-    "key_buckets_insert": """
-AFTER INSERT ON keys FOR EACH ROW BEGIN
+# A row trigger counts the key in its new bucket (NEW) and out of its old one (OLD); an update
+# that moves a key between buckets does both.
+_SQLITE_COUNT_IN = """
     INSERT INTO key_buckets (instance_id, state, bucket, n)
     VALUES (NEW.instance_id, NEW.state, substr(NEW.id, 1, 3), 1)
-    ON CONFLICT (instance_id, state, bucket) DO UPDATE SET n = n + 1;
-END""",
-    "key_buckets_delete": """
-AFTER DELETE ON keys FOR EACH ROW BEGIN
+    ON CONFLICT (instance_id, state, bucket) DO UPDATE SET n = n + 1;"""
+_SQLITE_COUNT_OUT = """
     UPDATE key_buckets SET n = n - 1
     WHERE instance_id = OLD.instance_id AND state = OLD.state
       AND bucket = substr(OLD.id, 1, 3);
     DELETE FROM key_buckets
     WHERE instance_id = OLD.instance_id AND state = OLD.state
-      AND bucket = substr(OLD.id, 1, 3) AND n <= 0;
+      AND bucket = substr(OLD.id, 1, 3) AND n <= 0;"""
+
+_SQLITE_TRIGGERS = {
+    "key_buckets_insert": f"""
+AFTER INSERT ON keys FOR EACH ROW BEGIN{_SQLITE_COUNT_IN}
 END""",
-    "key_buckets_update": """
+    "key_buckets_delete": f"""
+AFTER DELETE ON keys FOR EACH ROW BEGIN{_SQLITE_COUNT_OUT}
+END""",
+    "key_buckets_update": f"""
 AFTER UPDATE OF state, instance_id, id ON keys FOR EACH ROW
 WHEN OLD.state IS NOT NEW.state OR OLD.instance_id IS NOT NEW.instance_id
      OR substr(OLD.id, 1, 3) IS NOT substr(NEW.id, 1, 3)
-BEGIN
-    UPDATE key_buckets SET n = n - 1
-    WHERE instance_id = OLD.instance_id AND state = OLD.state
-      AND bucket = substr(OLD.id, 1, 3);
-    DELETE FROM key_buckets
-    WHERE instance_id = OLD.instance_id AND state = OLD.state
-      AND bucket = substr(OLD.id, 1, 3) AND n <= 0;
-    INSERT INTO key_buckets (instance_id, state, bucket, n)
-    VALUES (NEW.instance_id, NEW.state, substr(NEW.id, 1, 3), 1)
-    ON CONFLICT (instance_id, state, bucket) DO UPDATE SET n = n + 1;
+BEGIN{_SQLITE_COUNT_OUT}{_SQLITE_COUNT_IN}
 END""",
 }
 
