@@ -198,30 +198,39 @@ def _mergeable(checked: CheckedQuery) -> bool:
     )
 
 
-def _merged_ids(checked: CheckedQuery) -> Subquery:
-    """The page's ids as a merge of one id-ordered scan per state (PostgreSQL).
+def _merged_ids(
+    checked: CheckedQuery,
+    skip: int | ColumnElement[Any] | None = None,
+    first_id: ColumnElement[Any] | None = None,
+) -> Subquery:
+    """The page's ids as a merge of one id-ordered scan per state (PostgreSQL; and SQLite
+    from a start bucket).
 
-    Each state's branch is its own subquery with ORDER BY id (and a LIMIT of offset + limit:
+    Each state's branch is its own subquery with ORDER BY id (and a LIMIT of skip + limit:
     no state contributes more): PostgreSQL then reads each from the ``(instance_id, state,
     id)`` index, index-only, and merges them (Merge Append). Without the inner ORDER BY it
     flattens the UNION ALL and, on the ``C``-collated id, sorts everything instead.
+
+    Args:
+        checked: the query.
+        skip: how many merged ids come before the page (default: the query's offset).
+        first_id: where every scan starts (``id >= first_id``; default: at the first id).
     """
     query = checked.query
+    if skip is None:
+        skip = query.offset
+    start = [] if first_id is None else [keys.c.id >= first_id]
     branches = [
         select(keys.c.id)
-        .where(where(checked, state=state))
+        .where(where(checked, state=state), *start)
         .order_by(keys.c.id)
-        .limit(query.offset + query.limit)
+        .limit(skip + query.limit)
         .subquery(f"state_{state}")
         for state in sorted(checked.states)
     ]
     merged = union_all(*(select(b.c.id) for b in branches)).subquery("merged")
     return (
-        select(merged.c.id)
-        .order_by(merged.c.id)
-        .limit(query.limit)
-        .offset(query.offset)
-        .subquery("page")
+        select(merged.c.id).order_by(merged.c.id).limit(query.limit).offset(skip).subquery("page")
     )
 
 
@@ -273,29 +282,16 @@ def _bucket_start(checked: CheckedQuery) -> CTE:
 
 
 def _bucketed_ids(checked: CheckedQuery) -> Subquery:
-    """The page's ids, read from the bucket holding position ``offset`` on.
-
-    As :func:`_merged_ids`, one id-ordered index-only scan per state, merged, but each starts
-    at the bucket's prefix and stops after ``skip + limit`` ids, and the merge skips ``skip``.
-    With no start bucket (``offset`` past the end) the scans compare ids with NULL: no rows.
+    """The page's ids, read from the bucket holding position ``offset`` on: the merged
+    per-state scans of :func:`_merged_ids`, each starting at the bucket's prefix, skipping
+    ``skip`` (the page's position within that bucket and the later ones). With no start
+    bucket (``offset`` past the end) the scans compare ids with NULL: no rows.
     """
-    query = checked.query
     start = _bucket_start(checked)
     first_id = select(start.c.bucket).scalar_subquery()
     # No start bucket: no ids pass ``id >= NULL``, and LIMIT/OFFSET get 0 (SQLite refuses NULL).
     skip = func.coalesce(select(start.c.skip).scalar_subquery(), 0)
-    branches = [
-        select(keys.c.id)
-        .where(where(checked, state=state), keys.c.id >= first_id)
-        .order_by(keys.c.id)
-        .limit(skip + query.limit)
-        .subquery(f"state_{state}")
-        for state in sorted(checked.states)
-    ]
-    merged = union_all(*(select(b.c.id) for b in branches)).subquery("merged")
-    return (
-        select(merged.c.id).order_by(merged.c.id).limit(query.limit).offset(skip).subquery("page")
-    )
+    return _merged_ids(checked, skip, first_id)
 
 
 def _filter(key_filter: KeyFilter) -> ColumnElement[bool]:
