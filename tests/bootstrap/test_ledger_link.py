@@ -220,14 +220,18 @@ def test_two_workers_events_go_on_one_chain_and_each_caller_hears_its_place(
         assert answer.hash_ok()
 
 
+@pytest.mark.parametrize(
+    ("max_batch", "sizes"),
+    [(2000, [1, 6]), (4, [1, 3, 3])],  # at most max_batch events, whole frames, a transaction
+)
 def test_what_both_workers_sent_during_a_commit_goes_in_the_next_one(
-    sql_store: SqlStore,
+    sql_store: SqlStore, max_batch: int, sizes: list[int]
 ) -> None:
     with committer(sql_store) as (writer, ledger):
 
         async def run() -> list[ChainedEvent]:
             (w1, c1), (w2, c2) = socket.socketpair(), socket.socketpair()
-            serving = WriterThread(LedgerServer(writer), [w1, w2])
+            serving = WriterThread(LedgerServer(writer, max_batch=max_batch), [w1, w2])
             one, two = LedgerClient(commit_delay=0.001), LedgerClient(commit_delay=0.001)
             one.attach(c1)
             two.attach(c2)
@@ -249,7 +253,7 @@ def test_what_both_workers_sent_during_a_commit_goes_in_the_next_one(
             return list(answers)
 
         answers = asyncio.run(run())
-    assert ledger.sizes == [1, 6]  # one transaction for both workers' frames
+    assert ledger.sizes == sizes  # both workers' frames together, up to max_batch
     stored = verified(sql_store, "i1")
     # Every caller was told exactly where its event is (frames go in the order read).
     assert sorted(answers, key=lambda a: a.seq) == stored

@@ -577,21 +577,23 @@ class LedgerServer:
         """Commit the frames read since the last commit (scheduled by the first of them, so
         it runs once the loop has handled every frame that was ready), and answer them."""
         due, self._due = self._due, []
-        start = 0
-        while start < len(due):
-            end, size = start, 0
-            while end < len(due) and (end == start or size + len(due[end][2]) <= self._max_batch):
-                size += len(due[end][2])
-                end += 1
-            frames = due[start:end]
-            links = self._committer.write_now([e for _, _, events in frames for e in events])
-            at = 0
-            for proto, frame_id, events in frames:
-                self._answer(
-                    proto, frame_id, None if links is None else links[at : at + len(events)]
-                )
-                at += len(events)
-            start = end
+        batch: list[tuple[_Frames, int, list[EncodedEvent]]] = []
+        size = 0
+        for frame in due:
+            if batch and size + len(frame[2]) > self._max_batch:
+                self._commit(batch)
+                batch, size = [], 0
+            batch.append(frame)
+            size += len(frame[2])
+        self._commit(batch)
+
+    def _commit(self, frames: list[tuple[_Frames, int, list[EncodedEvent]]]) -> None:
+        """Commit ``frames`` in one transaction and answer each."""
+        links = self._committer.write_now([e for _, _, events in frames for e in events])
+        at = 0
+        for proto, frame_id, events in frames:
+            self._answer(proto, frame_id, None if links is None else links[at : at + len(events)])
+            at += len(events)
 
     def _answer(self, proto: _Frames, frame_id: int, links: list[ChainLink] | None) -> None:
         transport = proto.transport
