@@ -192,7 +192,7 @@ def test_two_workers_events_go_on_one_chain_and_each_caller_hears_its_place(
 ) -> None:
     with committer(sql_store) as (writer, _ledger):
 
-        async def run() -> list[ChainedEvent]:
+        async def run() -> list[ChainLink]:
             server = LedgerServer(writer)
             (w1, c1), (w2, c2) = socket.socketpair(), socket.socketpair()
             serving = asyncio.create_task(server.serve([w1, w2]))
@@ -214,10 +214,10 @@ def test_two_workers_events_go_on_one_chain_and_each_caller_hears_its_place(
     stored = {(e.event.instance_id, e.seq): e for i in ("i1", "i2") for e in verified(sql_store, i)}
     assert len(stored) == 60
     for n, answer in enumerate(answers):
-        # What the caller was told is exactly what the ledger holds for its event.
-        assert stored[(answer.event.instance_id, answer.seq)] == answer
-        assert answer.event.request_id == f"req-{n}"
-        assert answer.hash_ok()
+        # What the caller was told is exactly where the ledger holds its event.
+        held = stored[(answer.instance_id, answer.seq)]
+        assert (held.prev_hash, held.hash) == (answer.prev_hash, answer.hash)
+        assert held.event.request_id == f"req-{n}"
 
 
 @pytest.mark.parametrize(
@@ -229,7 +229,7 @@ def test_what_both_workers_sent_during_a_commit_goes_in_the_next_one(
 ) -> None:
     with committer(sql_store) as (writer, ledger):
 
-        async def run() -> list[ChainedEvent]:
+        async def run() -> list[ChainLink]:
             (w1, c1), (w2, c2) = socket.socketpair(), socket.socketpair()
             serving = WriterThread(LedgerServer(writer, max_batch=max_batch), [w1, w2])
             one, two = LedgerClient(commit_delay=0.001), LedgerClient(commit_delay=0.001)
@@ -256,7 +256,15 @@ def test_what_both_workers_sent_during_a_commit_goes_in_the_next_one(
     assert ledger.sizes == sizes  # both workers' frames together, up to max_batch
     stored = verified(sql_store, "i1")
     # Every caller was told exactly where its event is (frames go in the order read).
-    assert sorted(answers, key=lambda a: a.seq) == stored
+    assert len(answers) == len(stored) == 7
+    for n, answer in enumerate(answers):
+        held = stored[answer.seq]
+        assert (answer.instance_id, answer.prev_hash, answer.hash) == (
+            "i1",
+            held.prev_hash,
+            held.hash,
+        )
+        assert held.event.request_id == f"req-{n}"
 
 
 def test_a_commit_that_fails_refuses_its_callers_and_the_writer_serves_on(
@@ -264,7 +272,7 @@ def test_a_commit_that_fails_refuses_its_callers_and_the_writer_serves_on(
 ) -> None:
     with committer(sql_store) as (writer, ledger):
 
-        async def run() -> ChainedEvent:
+        async def run() -> ChainLink:
             (w1, c1), (w2, c2) = socket.socketpair(), socket.socketpair()
             serving = WriterThread(LedgerServer(writer), [w1, w2])
             one, two = LedgerClient(commit_delay=0.001), LedgerClient(commit_delay=0.001)
@@ -316,7 +324,7 @@ def test_when_the_writer_goes_away_calls_in_flight_are_refused_and_new_ones_wait
             again = WriterThread(LedgerServer(writer), [w2])
             client.attach(c2)
             placed = await asyncio.wait_for(waiting, 5)
-            assert placed.event.request_id == "req-3"
+            assert placed.seq == 2  # after req-1 and the old writer's req-2
             await again.stop()
 
         asyncio.run(run())
@@ -347,7 +355,7 @@ def test_a_new_socket_while_a_batch_is_in_flight_refuses_that_batch_and_serves_o
                 await asyncio.wait_for(in_flight, 5)
             ledger.release.set()
             placed = await asyncio.wait_for(client.submit_async(event(n=2)), 5)
-            assert placed.event.request_id == "req-2"
+            assert placed.seq == 1  # after the refused batch's req-1, which landed
             await serving.stop()
 
         asyncio.run(run())

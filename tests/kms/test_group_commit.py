@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kyok.audit import AuditEvent, ChainedEvent, CheckpointPolicy, Initiator, Target
+from kyok.audit import AuditEvent, CheckpointPolicy, Initiator, Target
 from kyok.audit.chain import ChainLink, EncodedEvent
 from kyok.kms import ledger as ledger_module
 from kyok.kms.ledger import AuditUnavailable, GroupCommitter
@@ -34,22 +34,32 @@ def event(n: int = 0) -> AuditEvent:
 
 
 class RecordingLedger:
-    """Chains nothing and stores nothing; remembers each batch's size (and can refuse)."""
+    """Stores nothing; places the events one after the other (``seq`` counts them, the event
+    at place ``seq`` is ``placed[seq]``), remembers each batch's size (and can refuse)."""
 
     policy = CheckpointPolicy(every_events=1000, every_seconds=3600)
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.placed: list[EncodedEvent] = []
         self.refuse = False
         self.lock = threading.Lock()
 
     def append_encoded(self, _uow: object, events: Sequence[EncodedEvent]) -> list[ChainLink]:
         if self.refuse:
             raise OSError("disk full")
-        links = [ChainLink(e.instance_id, 0, bytes(32), bytes(32)) for e in events]
         with self.lock:
-            self.batches.append(len(links))
-        return links
+            first = len(self.placed)
+            self.placed += events
+            self.batches.append(len(events))
+        return [
+            ChainLink(e.instance_id, first + i, bytes(32), bytes(32)) for i, e in enumerate(events)
+        ]
+
+    def target_of(self, link: ChainLink) -> str:
+        """The target id of the event placed at ``link``."""
+        tail = self.placed[link.seq].tail.decode()
+        return tail.split('"id":"', 1)[1].split('"', 1)[0]
 
     def load_keys(self) -> None:
         return None
@@ -76,11 +86,11 @@ def test_the_requests_a_loop_holds_share_one_batch() -> None:
     ledger = RecordingLedger()
     c = committer(ledger, commit_delay=5.0)  # long: only the loop's tick lets a batch go
 
-    async def request(n: int) -> ChainedEvent:
+    async def request(n: int) -> ChainLink:
         await asyncio.sleep(0)
         return await c.submit_async(event(n))
 
-    async def main() -> list[ChainedEvent]:
+    async def main() -> list[ChainLink]:
         return await asyncio.gather(*(request(n) for n in range(16)))
 
     try:
@@ -89,7 +99,7 @@ def test_the_requests_a_loop_holds_share_one_batch() -> None:
         assert time.monotonic() - started < 2.0  # not the 5 s bound: the tick flushed
     finally:
         c.stop()
-    assert [d.event.target.id for d in done] == [f"key-{n}" for n in range(16)]
+    assert [ledger.target_of(link) for link in done] == [f"key-{n}" for n in range(16)]
     assert ledger.batches == [16]
 
 
@@ -157,9 +167,9 @@ def test_callbacks_run_on_their_loop_with_the_outcome() -> None:
         seen: list[tuple[object, bool]] = []
         done = loop.create_future()
 
-        def callback(chained: ChainedEvent | None) -> None:
+        def callback(link: ChainLink | None) -> None:
             assert asyncio.get_running_loop() is loop
-            seen.append((None if chained is None else chained.event.target.id, refuse))
+            seen.append((None if link is None else ledger.target_of(link), refuse))
             if len(seen) == 3:
                 done.set_result(None)
 
@@ -185,10 +195,10 @@ def test_several_loops_share_one_committer(loops: int) -> None:
     results: list[int] = []
 
     def run_loop(base: int) -> None:
-        async def main() -> list[ChainedEvent]:
+        async def main() -> list[ChainLink]:
             return await asyncio.gather(*(c.submit_async(event(base + n)) for n in range(50)))
 
-        results.extend(int(d.event.target.id.split("-")[1]) for d in asyncio.run(main()))
+        results.extend(int(ledger.target_of(link).split("-")[1]) for link in asyncio.run(main()))
 
     threads = [threading.Thread(target=run_loop, args=(100 * i,)) for i in range(loops)]
     try:
@@ -325,7 +335,7 @@ def test_write_now_commits_in_the_callers_thread_one_batch_at_a_time_with_the_wr
             future = c.submit(event(9))
             time.sleep(0.1)
             assert not future.done()
-        assert future.result(5).seq == 0
+        assert future.result(5).seq == 3  # placed after write_now's three
         ledger.refuse = True
         assert c.write_now(encoded) is None
         assert c.stats() | {"deferred": 0} == {

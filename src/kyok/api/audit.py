@@ -35,13 +35,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kyok.api.errors import internal_error_response, kyok_error_response
 from kyok.api.operations import current_operation
+from kyok.audit.chain import ChainLink
 from kyok.auth.context import AuthContext
 from kyok.kms.audit_settings import FAIL_OPEN_ACTIONS
 from kyok.kms.ledger import (
     SYSTEM_LEDGER,
     AuditEvent,
     AuditUnavailable,
-    ChainedEvent,
     EventWriter,
     RequestAudit,
     call_event,
@@ -227,8 +227,8 @@ class CallRecorder:
         once it is durable (or the call is served fail-open, see :meth:`served_open`), False
         when the call must be refused."""
 
-        def settled(chained: ChainedEvent | None) -> None:
-            done(chained is not None or self.served_open(event))
+        def settled(link: ChainLink | None) -> None:
+            done(link is not None or self.served_open(event))
 
         self.writer.submit_then(event, settled)
 

@@ -52,7 +52,6 @@ from kyok.audit.chain import ChainLink, EncodedEvent
 from kyok.kms.ledger import (
     MAX_DEFERRED,
     AuditEvent,
-    ChainedEvent,
     GroupCommitter,
     Waiter,
     settle,
@@ -328,17 +327,15 @@ class LedgerClient:
 
     # -- queueing
 
-    def submit_then(
-        self, event: AuditEvent, callback: Callable[[ChainedEvent | None], None]
-    ) -> None:
+    def submit_then(self, event: AuditEvent, callback: Callable[[ChainLink | None], None]) -> None:
         """Queue ``event``; ``callback`` runs on this loop with its place in the chain once
         the writer made it durable, or with None if it was not written."""
         self._queue(event, callback)
 
-    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
+    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainLink]:
         """Queue ``event``; the future completes once it is durable (or fails with
         :class:`~kyok.kms.ledger.AuditUnavailable`)."""
-        future: asyncio.Future[ChainedEvent] = self._bind().create_future()
+        future: asyncio.Future[ChainLink] = self._bind().create_future()
         self._queue(event, future)
         return future
 
@@ -414,7 +411,7 @@ class LedgerClient:
             assert handed.waiters is not None
             links = _LINK.iter_unpack(payload)
             settle(
-                (waiter, ChainedEvent(event.with_seq(seq), prev, digest))
+                (waiter, ChainLink(event.instance_id, seq, prev, digest))
                 for event, waiter, (seq, prev, digest) in zip(
                     handed.events, handed.waiters, links, strict=True
                 )

@@ -616,15 +616,17 @@ class _Pending:
         return event if isinstance(event, EncodedEvent) else EncodedEvent.of(event)
 
     def chained(self, link: ChainLink) -> ChainedEvent:
-        """The event at its place (for those waiting for an :class:`AuditEvent`)."""
+        """The event at its place (for a thread waiting on :meth:`GroupCommitter.submit`)."""
         event = self.event
-        assert isinstance(event, AuditEvent)  # futures and waiters come with events
+        assert isinstance(event, AuditEvent)  # futures come with events
         return ChainedEvent(event.with_seq(link.seq), link.prev_hash, link.hash)
 
 
-Waiter = asyncio.Future[ChainedEvent] | Callable[[ChainedEvent | None], None]
+Waiter = asyncio.Future[ChainLink] | Callable[[ChainLink | None], None]
 """Who waits on an event loop for one event: a future (failed with :class:`AuditUnavailable`
-if the event was not written) or a function (called with None then)."""
+if the event was not written) or a function (called with None then). Either gets the event's
+:class:`ChainLink` (its place), not a :class:`ChainedEvent`: serving only needs to know that it
+is durable, and the link is already made."""
 
 Outcome = tuple[Any, Any]
 """A waiter (an asyncio future or a function) and what it gets."""
@@ -660,14 +662,13 @@ def _notify(batch: Sequence[_Pending], links: Sequence[ChainLink] | None) -> Non
                 group = pending.group
                 by_loop.setdefault(group.loop, []).append((group.callback, result))
             continue
-        chained = None if link is None else pending.chained(link)
         if pending.future is not None and not pending.future.done():
-            if chained is None:
+            if link is None:
                 pending.future.set_exception(AuditUnavailable())
             else:
-                pending.future.set_result(chained)
+                pending.future.set_result(pending.chained(link))
         if pending.waiter is not None and pending.loop is not None:
-            by_loop.setdefault(pending.loop, []).append((pending.waiter, chained))
+            by_loop.setdefault(pending.loop, []).append((pending.waiter, link))
     for loop, outcomes in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             loop.call_soon_threadsafe(settle, outcomes)
@@ -678,15 +679,13 @@ class EventWriter(Protocol):
     a multi-worker node's :class:`kyok.bootstrap.ledger_link.LedgerClient`, which hands the
     events to the node's one ledger writer process."""
 
-    def submit_then(
-        self, event: AuditEvent, callback: Callable[[ChainedEvent | None], None]
-    ) -> None:
+    def submit_then(self, event: AuditEvent, callback: Callable[[ChainLink | None], None]) -> None:
         """Queue ``event`` from the running loop; ``callback`` runs there with its place once
         durable, or None if it could not be written."""
 
-    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
-        """Queue ``event`` from a coroutine; the future fails with :class:`AuditUnavailable`
-        if it could not be written."""
+    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainLink]:
+        """Queue ``event`` from a coroutine; the future gets its place once durable, or fails
+        with :class:`AuditUnavailable` if it could not be written."""
 
     def defer(self, event: AuditEvent) -> None:
         """Keep the event of a call served fail-open until the ledger takes it."""
@@ -786,11 +785,9 @@ class GroupCommitter:
         self._enqueue(_Pending(event, future=future), flush=True)
         return future
 
-    def submit_then(
-        self, event: AuditEvent, callback: Callable[[ChainedEvent | None], None]
-    ) -> None:
-        """Queue ``event`` from the running event loop; ``callback`` runs on that loop with the
-        chained event once it is durable, or with None if it could not be written. (What
+    def submit_then(self, event: AuditEvent, callback: Callable[[ChainLink | None], None]) -> None:
+        """Queue ``event`` from the running event loop; ``callback`` runs on that loop with its
+        place in the chain once it is durable, or with None if it could not be written. (What
         :meth:`submit_async` does without a future per event, for the socket-level data
         plane.)"""
         loop = asyncio.get_running_loop()
@@ -813,10 +810,11 @@ class GroupCommitter:
         for i, event in enumerate(events):
             self._keep(_Pending(event, deferred=True, group=group, index=i))
 
-    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainedEvent]:
-        """Queue ``event`` from a coroutine; await the result (or :class:`AuditUnavailable`)."""
+    def submit_async(self, event: AuditEvent) -> asyncio.Future[ChainLink]:
+        """Queue ``event`` from a coroutine; await its place in the chain (or
+        :class:`AuditUnavailable`)."""
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[ChainedEvent] = loop.create_future()
+        waiter: asyncio.Future[ChainLink] = loop.create_future()
         if self._enqueue(_Pending(event, loop=loop, waiter=waiter), loop=loop):
             loop.call_soon(self._tick, loop, self._queued)
         return waiter
