@@ -121,9 +121,10 @@ def stat_fields(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(user, system) CPU ticks of ``pid`` (utime and stime of /proc/<pid>/stat)."""
     fields = stat_fields(pid)
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
 
 
 def tree(root: int) -> list[int]:
@@ -143,13 +144,13 @@ def tree(root: int) -> list[int]:
     return out
 
 
-def ticks_of(pids: list[int]) -> dict[int, int]:
+def ticks_of(pids: list[int]) -> dict[int, tuple[int, int]]:
     out = {}
     for pid in pids:
         try:
             out[pid] = cpu_ticks(pid)
         except OSError:
-            out[pid] = -1  # gone
+            out[pid] = (-1, -1)  # gone
     return out
 
 
@@ -348,7 +349,7 @@ def wrk(node: Node, action: str, cpu: str | None, seconds: int, measure: bool) -
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{out}")
-    if sorted(tree(node.proc.pid)) != sorted(pids) or -1 in s1.values():
+    if sorted(tree(node.proc.pid)) != sorted(pids) or (-1, -1) in s1.values():
         raise SystemExit(f"{node.name}: the server's processes changed during the run (a worker "
                          f"died or restarted): {pids} -> {tree(node.proc.pid)}")  # fmt: skip
     match = re.search(r"^BENCH_RESULT (\{.*\})$", out, re.M)
@@ -356,7 +357,9 @@ def wrk(node: Node, action: str, cpu: str | None, seconds: int, measure: bool) -
         raise SystemExit(f"no BENCH_RESULT in wrk's output:\n{out}")
     res: dict[str, Any] = json.loads(match.group(1))
     wrk_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    per_pid = {pid: (s1[pid] - s0[pid]) / CLK_TCK for pid in pids}
+    user = {pid: (s1[pid][0] - s0[pid][0]) / CLK_TCK for pid in pids}
+    system = {pid: (s1[pid][1] - s0[pid][1]) / CLK_TCK for pid in pids}
+    per_pid = {pid: user[pid] + system[pid] for pid in pids}
     server_cpu = sum(per_pid.values())
     busy = (b1 - b0) / CLK_TCK
     res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
@@ -370,11 +373,18 @@ def wrk(node: Node, action: str, cpu: str | None, seconds: int, measure: bool) -
     res["rps_per_server_cpu_s"] = res["requests"] / max(server_cpu, 1e-9)
     res["server_us_per_req"] = 1e6 * server_cpu / max(res["requests"], 1)
     by_worker = {f"w{i}": pid for i, pid in node.worker_pids.items()}
-    res["cores_by_process"] = {
-        ("supervisor" if pid == node.proc.pid and node.workers > 1 else
-         "writer" if pid == node.writer_pid else
-         next((w for w, p in by_worker.items() if p == pid), str(pid))): cpu_s / wall
-        for pid, cpu_s in per_pid.items()
+    names = {
+        pid: ("supervisor" if pid == node.proc.pid and node.workers > 1 else
+              "writer" if pid == node.writer_pid else
+              next((w for w, p in by_worker.items() if p == pid), str(pid)))
+        for pid in pids
+    }  # fmt: skip
+    res["cores_by_process"] = {names[pid]: cpu_s / wall for pid, cpu_s in per_pid.items()}
+    # CPU per call served, user and system apart (the node's total divided by every call).
+    res["us_per_req_by_process"] = {
+        names[pid]: [1e6 * user[pid] / max(res["requests"], 1),
+                     1e6 * system[pid] / max(res["requests"], 1)]
+        for pid in pids
     }  # fmt: skip
     res["conns_by_worker"] = {
         w: conns.get(p, 0) for w, p in by_worker.items()
@@ -476,6 +486,14 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, 
                 row["ratio_vs_cores_left"] = row["rps"] / (one * (NCPU - wc))
                 row["ratio_plain"] = row["rps"] / one
                 row["meets_1_8x"] = row["ratio_vs_cores_left"] >= 0.9
+            row["us_per_req_by_process"] = {
+                name: [
+                    float(statistics.median(x["us_per_req_by_process"][name][i] for x in runs))
+                    for i in (0, 1)
+                ]
+                for name in runs[0]["us_per_req_by_process"]
+                if name != "supervisor"
+            }
             rows[setup] = row
         out[action] = rows
     return out
@@ -522,6 +540,29 @@ def section(r: dict[str, Any]) -> str:
                     + ")"
                     for c, k in zip(per, cores, strict=True)
                 )
+            )
+    lines += [
+        "",
+        "Server CPU per call served, µs, user + system (each process's CPU seconds over every "
+        "call the node served; medians of the runs):",
+        "",
+        "| action | setup | worker 0 | worker 1 | ledger writer | all |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for action in ACTIONS:
+        for setup in SETUPS:
+            per = r["summary"][action][setup]["us_per_req_by_process"]
+
+            def cell(name: str, per: dict[str, list[float]] = per) -> str:
+                if name not in per:
+                    return "—"
+                u, s = per[name]
+                return f"{u + s:.0f} ({u:.0f} + {s:.0f})"
+
+            whole = sum(u + s for u, s in per.values())
+            lines.append(
+                f"| {action} | {LABELS[setup]} | {cell('w0')} | {cell('w1')} | "
+                f"{cell('writer')} | {whole:.0f} |"
             )
     lines += [
         "",
