@@ -82,6 +82,8 @@ keys = Table(
     Index(None, "instance_id", "name"),
     # count_in_ring / move_ring / list by ring
     Index(None, "instance_id", "key_ring_id", "state"),
+    # a key ring's keys in id order: a page of a list or search within a ring (migration 0007)
+    Index(None, "instance_id", "key_ring_id", "id"),
     # the expiry sweep (all instances)
     Index(None, "expires_at"),
 )
