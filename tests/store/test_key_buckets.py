@@ -1,6 +1,6 @@
 """``key_buckets`` (migration 0006): triggers keep it equal to a count of ``keys`` per instance,
-state and id prefix, whoever writes; deep pages and totals read through it are those of the
-plain statements."""
+state and id prefix, whoever writes; deep pages (ascending and descending id order) and totals
+read through it are those of the plain statements."""
 
 from __future__ import annotations
 
@@ -72,23 +72,30 @@ def every_offset_bucketed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sql_key_query, "BUCKET_THRESHOLD", 0)
 
 
+#: Ascending and descending id order.
+ID_SORTS = [(("id", False),), (("id", True),)]
+
+
 def check_pages(store: SqlStore, instance_id: str, limits: tuple[int, ...] = (1, 3)) -> None:
     """Every page (each offset up to past the end) and total of ``instance_id``'s keys in a
-    few state sets equals the reference cut from the sorted ids."""
+    few state sets, in ascending and descending id order, equals the reference cut from the
+    sorted ids."""
     everything = ids_by_state(store, instance_id)
     with store.uow(read_only=True) as uow:
-        for states in STATE_SETS:
+        for states, sort in itertools.product(STATE_SETS, ID_SORTS):
             wanted = frozenset({0, 1, 2, 3}) if states is None else states
             matches = [key_id for key_id, state in everything if state in wanted]
+            if sort[0][1]:
+                matches.reverse()
             for cap in (None, 0, 1, len(matches), len(matches) + 1):
-                query = f.query(instance_id, states=states)
+                query = f.query(instance_id, states=states, sort=sort)
                 assert uow.keys.count(query, cap=cap) == (
                     len(matches) if cap is None else min(cap, len(matches))
-                ), (states, cap)
+                ), (states, sort, cap)
             for limit, offset in itertools.product(limits, range(len(matches) + 2)):
-                query = f.query(instance_id, states=states, limit=limit, offset=offset)
+                query = f.query(instance_id, states=states, sort=sort, limit=limit, offset=offset)
                 got = [k.id for k in uow.keys.find(query)]
-                assert got == matches[offset : offset + limit], (states, limit, offset)
+                assert got == matches[offset : offset + limit], (states, sort, limit, offset)
 
 
 # ---------------------------------------------------------------- random writes
@@ -304,6 +311,21 @@ def test_buckets_follow_every_write_and_pages_agree(
 # ---------------------------------------------------------------- fixed cases
 
 
+def test_pages_of_ids_longer_than_their_bucket(
+    sql_store: SqlStore, every_offset_bucketed: None
+) -> None:
+    """Ids that sort after their bucket's prefix and still belong to it (``abc0`` ... ``abc~é``
+    in bucket ``abc``), buckets shorter than a prefix (``ab``, ``b``), a state absent from a
+    bucket, and a last bucket (``éé~``) with ids past its prefix: every page, both orders."""
+    ids = ["ab", "ab0", "abc", "abc0", "abca", "abcé", "abc~", "abc~é", "abd", "b", "b~~~"]
+    ids += ["é", "éé~", "éé~0", "éé~é"]
+    with sql_store.uow() as uow:
+        add_many(uow, [f.key(key_id, state=[1, 5, 2, 1, 0][n % 5]) for n, key_id in enumerate(ids)])
+        add_many(uow, [f.key(key_id + "x", instance_id="other") for key_id in ids])
+        uow.commit()
+    check_pages(sql_store, f.INSTANCE, limits=(1, 2, 5))
+
+
 def test_buckets_of_a_few_keys(sql_store: SqlStore) -> None:
     with sql_store.uow() as uow:
         add_many(
@@ -418,9 +440,10 @@ def test_only_plain_id_ordered_lists_are_bucketed() -> None:
     assert bucketed()
     assert bucketed(states=frozenset({5}))
     assert bucketed(states=ALL, sort=(("id", False),))
+    assert bucketed(states=ALL, sort=(("id", True),))
     assert not bucketed(states=frozenset())
-    assert not bucketed(sort=(("id", True),))
     assert not bucketed(sort=(("state", False),))
+    assert not bucketed(sort=(("id", True), ("state", False)))
     assert not bucketed(search=KeySearch("x"))
     assert not bucketed(key_ring_id="default")
     assert not bucketed(extractable=False)
@@ -442,8 +465,10 @@ def test_buckets_are_read_only_for_deep_pages(offset: int, expected: bool) -> No
 
     for dialect in ("postgresql", "sqlite"):
         assert ("key_buckets" in sql(dialect)) == expected
-        assert "key_buckets" not in sql(dialect, sort=(("id", True),))
+        assert ("key_buckets" in sql(dialect, sort=(("id", True),))) == expected
+        assert "key_buckets" not in sql(dialect, sort=(("created_at", True),))
     assert "key_buckets" not in sql("mysql")  # a dialect not known to keep them
+    assert "key_buckets" not in sql("mysql", sort=(("id", True),))
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
@@ -457,12 +482,21 @@ def test_counts_read_buckets_unless_the_cap_is_small(dialect: str) -> None:
     assert "key_buckets" in sql(threshold)
     assert "key_buckets" not in sql(threshold - 1)
     assert "key_buckets" not in sql(None, key_ring_id="default")
+    # a total does not depend on the order
+    assert "key_buckets" in sql(None, sort=(("id", True),))
+    assert "key_buckets" in sql(threshold, sort=(("id", True),))
 
 
-def test_sqlite_deep_page_starts_each_states_index_scan_at_its_bucket(sql_store: SqlStore) -> None:
+@pytest.mark.parametrize(
+    ("sort", "bound"), [((("id", False),), "AND id>?"), ((("id", True),), "AND id<?")]
+)
+def test_sqlite_deep_page_starts_each_states_index_scan_at_its_bucket(
+    sql_store: SqlStore, sort: tuple[tuple[str, bool], ...], bound: str
+) -> None:
+    """Ascending from the start bucket's prefix up, descending from its end down."""
     if sql_store.engine.dialect.name != "sqlite":
         pytest.skip("SQLite plans only")
-    query = f.query(limit=20, offset=sql_key_query.BUCKET_THRESHOLD)  # states 0-3
+    query = f.query(limit=20, offset=sql_key_query.BUCKET_THRESHOLD, sort=sort)  # states 0-3
     stmt = sql_key_query.select_page(check_query(query), "sqlite")
     with sql_store.engine.connect() as conn:
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
@@ -471,7 +505,7 @@ def test_sqlite_deep_page_starts_each_states_index_scan_at_its_bucket(sql_store:
     # one index range per state, from the start bucket on: no walk over the ids before it
     ranges = [line for line in plan if "ix_keys_instance_id_state_id" in line]
     assert len(ranges) == 4, plan
-    assert all("AND id>?" in line for line in ranges), plan
+    assert all(bound in line for line in ranges), plan
     assert not any(line.startswith("SCAN keys") for line in plan), plan
 
 
@@ -498,10 +532,14 @@ def deep(sql_store: SqlStore) -> Iterator[SqlStore]:
     yield sql_store
 
 
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+# 0: in the first bucket (descending: in the last one, which has no next bucket to end at)
+@pytest.mark.parametrize("offset", [2000, 0])
 def test_postgresql_deep_page_starts_at_its_bucket(
-    deep: SqlStore, every_offset_bucketed: None
+    deep: SqlStore, every_offset_bucketed: None, descending: bool, offset: int
 ) -> None:
-    query = f.query(limit=20, offset=2000)  # states 0-3: 3,000 matches
+    sort = (("id", descending),)
+    query = f.query(limit=20, offset=offset, sort=sort)  # states 0-3: 3,000 matches
     stmt = sql_key_query.select_page(check_query(query), "postgresql")
     with deep.engine.connect() as conn:
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
@@ -514,12 +552,15 @@ def test_postgresql_deep_page_starts_at_its_bucket(
     scans = [line for line in plan.splitlines() if "ix_keys_instance_id_state_id" in line]
     assert len(scans) == 4, plan
     for line in scans:
+        assert ("Index Only Scan Backward" in line) == descending, plan
         rows = int(line.split("rows=")[1].split()[0])
         assert rows < 120, plan
     with deep.uow(read_only=True) as uow:
-        everything = [k.id for k in uow.keys.find(f.query(limit=3000))]
-        assert [k.id for k in uow.keys.find(query)] == everything[2000:2020]
-        assert uow.keys.count(f.query()) == 3000
+        everything = [key_id for key_id, _ in ids_by_state(deep, f.INSTANCE)]  # plain SQL
+        if descending:
+            everything.reverse()
+        assert [k.id for k in uow.keys.find(query)] == everything[offset : offset + 20]
+        assert uow.keys.count(f.query(sort=sort)) == 3000
 
 
 # ---------------------------------------------------------------- the migration

@@ -27,6 +27,13 @@ How a page is read on PostgreSQL (:func:`select_page`), for a million keys in on
   per-state scans. The work is the ~4,096 bucket counts per state plus less than one bucket
   of ids (~250 at a million keys), whatever the offset. One statement, so the counts and the
   ids come from one snapshot (READ COMMITTED takes one per statement).
+- In descending id order the same statement sums the buckets from the last one down and reads
+  each state's ids backwards from the start bucket's *end*: ``id < next``, ``next`` being the
+  following bucket among the requested states' (``id <= bucket`` would miss the ids that sort
+  after the prefix and start with it, ``abcd`` in bucket ``abc``). Every requested id below
+  ``next`` is in the start bucket or an earlier one: a bucket between the two would be a
+  requested bucket too. The last bucket has no ``next``: its scans start above the
+  instance's greatest id (``max(id) || '~'``, one primary-key lookup).
 - A count of such a list (no cap, or a cap of at least ``BUCKET_THRESHOLD``) is the sum of its
   states' bucket counts.
 
@@ -188,6 +195,11 @@ def select_count(
     return select(func.count()).select_from(matches)
 
 
+def _descending(checked: CheckedQuery) -> bool:
+    """Whether ``checked`` lists in descending id order (else, where it matters: ascending)."""
+    return checked.sort == (("id", True),)
+
+
 def _mergeable(checked: CheckedQuery) -> bool:
     """Whether the page's ids can come from per-state id-ordered index scans: ordered by id
     alone, over more than one state, without a search (each state's scan would repeat it)."""
@@ -201,46 +213,58 @@ def _mergeable(checked: CheckedQuery) -> bool:
 def _merged_ids(
     checked: CheckedQuery,
     skip: int | ColumnElement[Any] | None = None,
-    first_id: ColumnElement[Any] | None = None,
+    start: ColumnElement[Any] | None = None,
 ) -> Subquery:
     """The page's ids as a merge of one id-ordered scan per state (PostgreSQL; and SQLite
-    from a start bucket).
+    from a start bucket), in the page's id order (ascending, or descending: :func:`_descending`).
 
     Each state's branch is its own subquery with ORDER BY id (and a LIMIT of skip + limit:
     no state contributes more): PostgreSQL then reads each from the ``(instance_id, state,
-    id)`` index, index-only, and merges them (Merge Append). Without the inner ORDER BY it
-    flattens the UNION ALL and, on the ``C``-collated id, sorts everything instead.
+    id)`` index, index-only (backwards when descending), and merges them (Merge Append).
+    Without the inner ORDER BY it flattens the UNION ALL and, on the ``C``-collated id, sorts
+    everything instead.
 
     Args:
         checked: the query.
         skip: how many merged ids come before the page (default: the query's offset).
-        first_id: where every scan starts (``id >= first_id``; default: at the first id).
+        start: where every scan starts: ascending at ``id >= start``, descending below it
+            (``id < start``); default: at the first id in the page's order.
+
+    Returns:
+        A subquery ``page`` with one column, ``id``: the page's ids, in its order.
     """
     query = checked.query
+    descending = _descending(checked)
     if skip is None:
         skip = query.offset
-    start = [] if first_id is None else [keys.c.id >= first_id]
+    bound: list[ColumnElement[bool]] = []
+    if start is not None:
+        bound.append(keys.c.id < start if descending else keys.c.id >= start)
     branches = [
         select(keys.c.id)
-        .where(where(checked, state=state), *start)
-        .order_by(keys.c.id)
+        .where(where(checked, state=state), *bound)
+        .order_by(keys.c.id.desc() if descending else keys.c.id)
         .limit(skip + query.limit)
         .subquery(f"state_{state}")
         for state in sorted(checked.states)
     ]
     merged = union_all(*(select(b.c.id) for b in branches)).subquery("merged")
     return (
-        select(merged.c.id).order_by(merged.c.id).limit(query.limit).offset(skip).subquery("page")
+        select(merged.c.id)
+        .order_by(merged.c.id.desc() if descending else merged.c.id)
+        .limit(query.limit)
+        .offset(skip)
+        .subquery("page")
     )
 
 
 def bucketed(checked: CheckedQuery) -> bool:
     """Whether ``key_buckets`` answers for ``checked``: its matches are exactly an instance's
-    keys in some states (no search, key ring, extractable or other filter), in ascending id
-    order (the order of the buckets)."""
+    keys in some states (no search, key ring, extractable or other filter), in ascending or
+    descending id order (the order of the buckets, either way)."""
     query = checked.query
     return (
-        checked.sort == (("id", False),)
+        checked.sort in ((("id", False),), (("id", True),))
         and bool(checked.states)
         and not checked.filters
         and query.search is None
@@ -257,10 +281,17 @@ def _bucket_rows(checked: CheckedQuery) -> ColumnElement[bool]:
 
 
 def _bucket_start(checked: CheckedQuery) -> CTE:
-    """One row, or none when ``offset`` is past the last match: the bucket holding the match
-    at position ``offset`` (0-based, in id order) and ``skip``, that position within the
-    matches of that bucket and the later ones (``offset`` minus the matches before it)."""
+    """One row, or none when ``offset`` is past the last match: where the page's scans start
+    and ``skip``, how many matches they pass before the page.
+
+    Ascending: ``bucket``, the bucket holding the match at position ``offset`` (0-based, in id
+    order); ``skip`` is that position within the matches of that bucket and the later ones
+    (``offset`` minus the matches before it). Descending: the same in descending bucket order,
+    with ``bucket_end`` instead of ``bucket``: every requested id below it is in that bucket or
+    an earlier one, and every id of the bucket is below it (see the module docstring).
+    """
     offset = checked.query.offset
+    descending = _descending(checked)
     sums = (
         select(
             key_buckets.c.bucket,
@@ -270,12 +301,22 @@ def _bucket_start(checked: CheckedQuery) -> CTE:
         .group_by(key_buckets.c.bucket)
         .subquery("bucket_sums")
     )
-    through = cast(func.sum(sums.c.n).over(order_by=sums.c.bucket), BigInteger)
-    running = select(sums.c.bucket, sums.c.n, (through - sums.c.n).label("before")).subquery(
-        "running"
-    )
+    order = sums.c.bucket.desc() if descending else sums.c.bucket
+    through = cast(func.sum(sums.c.n).over(order_by=order), BigInteger)
+    columns = [sums.c.bucket, sums.c.n, (through - sums.c.n).label("before")]
+    if descending:  # the bucket after this one in id order: the one before it in this order
+        columns.append(func.lag(sums.c.bucket).over(order_by=order).label("next_bucket"))
+    running = select(*columns).subquery("running")
+    start: ColumnElement[Any] = running.c.bucket
+    if descending:  # after the last bucket: above every id of the instance
+        greatest = (
+            select(func.max(keys.c.id))
+            .where(keys.c.instance_id == checked.query.instance_id)
+            .scalar_subquery()
+        )
+        start = func.coalesce(running.c.next_bucket, greatest.concat("~")).label("bucket_end")
     return (
-        select(running.c.bucket, (literal(offset) - running.c.before).label("skip"))
+        select(start, (literal(offset) - running.c.before).label("skip"))
         .where(running.c.before <= offset, running.c.before + running.c.n > offset)
         .cte("bucket_start")
     )
@@ -283,13 +324,19 @@ def _bucket_start(checked: CheckedQuery) -> CTE:
 
 def _bucketed_ids(checked: CheckedQuery) -> Subquery:
     """The page's ids, read from the bucket holding position ``offset`` on: the merged
-    per-state scans of :func:`_merged_ids`, each starting at the bucket's prefix, skipping
-    ``skip`` (the page's position within that bucket and the later ones). With no start
-    bucket (``offset`` past the end) the scans compare ids with NULL: no rows.
+    per-state scans of :func:`_merged_ids`, each starting at the bucket's prefix (descending:
+    at its end), skipping ``skip`` (the page's position within that bucket and the later
+    ones). With no start bucket (``offset`` past the end) the scans compare ids with NULL: no
+    rows.
+
+    Returns:
+        A subquery ``page`` with one column, ``id``: the page's ids, in its order.
     """
     start = _bucket_start(checked)
-    first_id = select(start.c.bucket).scalar_subquery()
-    # No start bucket: no ids pass ``id >= NULL``, and LIMIT/OFFSET get 0 (SQLite refuses NULL).
+    where_from = start.c.bucket_end if _descending(checked) else start.c.bucket
+    first_id = select(where_from).scalar_subquery()
+    # No start bucket: no ids pass ``id >= NULL`` (or ``<``), and LIMIT/OFFSET get 0 (SQLite
+    # refuses NULL).
     skip = func.coalesce(select(start.c.skip).scalar_subquery(), 0)
     return _merged_ids(checked, skip, first_id)
 
