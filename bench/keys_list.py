@@ -362,22 +362,31 @@ def vacuum(db: Database) -> dict[str, Any]:
         return data_facts(conn)
 
 
+_COUNT_BY_STATE = "SELECT state, count(*) FROM keys WHERE instance_id = ? GROUP BY 1 ORDER BY 1"
+_COUNT_BY_RING = (
+    "SELECT key_ring_id, count(*) FROM keys WHERE instance_id = ? GROUP BY 1 ORDER BY 1"
+)
+_COUNT_ALIASES = "SELECT count(*) FROM aliases WHERE instance_id = ?"
+
+
+def key_counts(conn: Any, mark: str) -> dict[str, Any]:
+    """The seeded instance's keys by state and by key ring, and its aliases (``mark``: the
+    driver's placeholder, ``%s`` or ``?``)."""
+
+    def run(sql: str) -> list[Any]:
+        return list(conn.execute(sql.replace("?", mark), (INSTANCE_ID,)).fetchall())
+
+    by_state = dict(run(_COUNT_BY_STATE))
+    return {
+        "keys": sum(by_state.values()),
+        "by_state": {str(k): v for k, v in by_state.items()},
+        "by_ring": dict(run(_COUNT_BY_RING)),
+        "aliases": run(_COUNT_ALIASES)[0][0],
+    }
+
+
 def data_facts(conn: Any) -> dict[str, Any]:
-    by_state = dict(
-        conn.execute(
-            "SELECT state, count(*) FROM keys WHERE instance_id = %s GROUP BY state ORDER BY 1",
-            (INSTANCE_ID,),
-        ).fetchall()
-    )
-    by_ring = dict(
-        conn.execute(
-            "SELECT key_ring_id, count(*) FROM keys WHERE instance_id = %s GROUP BY 1 ORDER BY 1",
-            (INSTANCE_ID,),
-        ).fetchall()
-    )
-    aliases = conn.execute(
-        "SELECT count(*) FROM aliases WHERE instance_id = %s", (INSTANCE_ID,)
-    ).fetchone()[0]
+    counts = key_counts(conn, "%s")
     sizes = dict(
         conn.execute(
             "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
@@ -395,10 +404,7 @@ def data_facts(conn: Any) -> dict[str, Any]:
         "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'keys'"
     ).fetchone()
     return {
-        "keys": sum(by_state.values()),
-        "by_state": {str(k): v for k, v in by_state.items()},
-        "by_ring": by_ring,
-        "aliases": aliases,
+        **counts,
         "table_bytes": sizes,
         "keys_indexes": indexes,
         "extensions": extensions,
@@ -588,21 +594,7 @@ def check_key_buckets(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 def sqlite_facts(db: SqliteDatabase, conn: sqlite3.Connection) -> dict[str, Any]:
-    by_state = dict(
-        conn.execute(
-            "SELECT state, count(*) FROM keys WHERE instance_id = ? GROUP BY state ORDER BY 1",
-            (INSTANCE_ID,),
-        ).fetchall()
-    )
-    by_ring = dict(
-        conn.execute(
-            "SELECT key_ring_id, count(*) FROM keys WHERE instance_id = ? GROUP BY 1 ORDER BY 1",
-            (INSTANCE_ID,),
-        ).fetchall()
-    )
-    aliases = conn.execute(
-        "SELECT count(*) FROM aliases WHERE instance_id = ?", (INSTANCE_ID,)
-    ).fetchone()[0]
+    counts = key_counts(conn, "?")
     sizes = dict(
         conn.execute(
             "SELECT m.tbl_name, sum(d.pgsize) FROM dbstat d JOIN sqlite_master m "
@@ -618,10 +610,7 @@ def sqlite_facts(db: SqliteDatabase, conn: sqlite3.Connection) -> dict[str, Any]
         ).fetchall()
     ]
     return {
-        "keys": sum(by_state.values()),
-        "by_state": {str(k): v for k, v in by_state.items()},
-        "by_ring": by_ring,
-        "aliases": aliases,
+        **counts,
         "table_bytes": sizes,
         "file_bytes": db.path.stat().st_size,
         "keys_indexes": indexes,
