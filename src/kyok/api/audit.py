@@ -35,13 +35,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kyok.api.errors import internal_error_response, kyok_error_response
 from kyok.api.operations import current_operation
-from kyok.audit.chain import ChainLink
 from kyok.auth.context import AuthContext
 from kyok.kms.audit_settings import FAIL_OPEN_ACTIONS
 from kyok.kms.ledger import (
     SYSTEM_LEDGER,
     AuditEvent,
     AuditUnavailable,
+    ChainLink,
     EventWriter,
     RequestAudit,
     call_event,

@@ -78,6 +78,7 @@ __all__ = [
     "AuditPublicKey",
     "AuditQuery",
     "AuditUnavailable",
+    "ChainLink",
     "ChainedEvent",
     "EventWriter",
     "GroupCommitter",
