@@ -33,6 +33,11 @@ def event(n: int = 0) -> AuditEvent:
     )
 
 
+def encoded(n: int) -> EncodedEvent:
+    """``event(n)`` as the ledger receives it."""
+    return EncodedEvent.of(event(n))
+
+
 class RecordingLedger:
     """Stores nothing; places the events one after the other (``seq`` counts them, the event
     at place ``seq`` is ``placed[seq]``), remembers each batch's size (and can refuse)."""
@@ -56,10 +61,9 @@ class RecordingLedger:
             ChainLink(e.instance_id, first + i, bytes(32), bytes(32)) for i, e in enumerate(events)
         ]
 
-    def target_of(self, link: ChainLink) -> str:
-        """The target id of the event placed at ``link``."""
-        tail = self.placed[link.seq].tail.decode()
-        return tail.split('"id":"', 1)[1].split('"', 1)[0]
+    def placed_at(self, link: ChainLink) -> EncodedEvent:
+        """The event placed at ``link``."""
+        return self.placed[link.seq]
 
     def load_keys(self) -> None:
         return None
@@ -99,7 +103,7 @@ def test_the_requests_a_loop_holds_share_one_batch() -> None:
         assert time.monotonic() - started < 2.0  # not the 5 s bound: the tick flushed
     finally:
         c.stop()
-    assert [ledger.target_of(link) for link in done] == [f"key-{n}" for n in range(16)]
+    assert [ledger.placed_at(link) for link in done] == [encoded(n) for n in range(16)]
     assert ledger.batches == [16]
 
 
@@ -161,15 +165,15 @@ def test_callbacks_run_on_their_loop_with_the_outcome() -> None:
     ledger = RecordingLedger()
     c = committer(ledger, commit_delay=5.0)
 
-    async def main(refuse: bool) -> list[tuple[object, bool]]:
+    async def main(refuse: bool) -> list[tuple[EncodedEvent | None, bool]]:
         ledger.refuse = refuse
         loop = asyncio.get_running_loop()
-        seen: list[tuple[object, bool]] = []
+        seen: list[tuple[EncodedEvent | None, bool]] = []
         done = loop.create_future()
 
         def callback(link: ChainLink | None) -> None:
             assert asyncio.get_running_loop() is loop
-            seen.append((None if link is None else ledger.target_of(link), refuse))
+            seen.append((None if link is None else ledger.placed_at(link), refuse))
             if len(seen) == 3:
                 done.set_result(None)
 
@@ -183,7 +187,7 @@ def test_callbacks_run_on_their_loop_with_the_outcome() -> None:
         refused = asyncio.run(main(refuse=True))
     finally:
         c.stop()
-    assert written == [("key-0", False), ("key-1", False), ("key-2", False)]
+    assert written == [(encoded(n), False) for n in range(3)]
     assert refused == [(None, True)] * 3
     assert ledger.batches == [3]  # one batch: the loop went round once before it was let go
 
@@ -192,13 +196,13 @@ def test_callbacks_run_on_their_loop_with_the_outcome() -> None:
 def test_several_loops_share_one_committer(loops: int) -> None:
     ledger = RecordingLedger()
     c = committer(ledger, commit_delay=0.5)
-    results: list[int] = []
+    results: list[EncodedEvent] = []
 
     def run_loop(base: int) -> None:
         async def main() -> list[ChainLink]:
             return await asyncio.gather(*(c.submit_async(event(base + n)) for n in range(50)))
 
-        results.extend(int(ledger.target_of(link).split("-")[1]) for link in asyncio.run(main()))
+        results.extend(ledger.placed_at(link) for link in asyncio.run(main()))
 
     threads = [threading.Thread(target=run_loop, args=(100 * i,)) for i in range(loops)]
     try:
@@ -208,7 +212,7 @@ def test_several_loops_share_one_committer(loops: int) -> None:
             t.join(10)
     finally:
         c.stop()
-    assert sorted(results) == sorted(100 * i + n for i in range(loops) for n in range(50))
+    assert sorted(results) == sorted(encoded(100 * i + n) for i in range(loops) for n in range(50))
     assert sum(ledger.batches) == 50 * loops
 
 
